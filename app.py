@@ -1,0 +1,50 @@
+"""MLM Studio: adapt a masked language model to your domain and see what it buys you.
+
+`python app.py` serves http://127.0.0.1:7860 (PORT/GRADIO_SERVER_PORT to change it).
+Offline (HF_HUB_OFFLINE=1 or no route to the Hub) it runs on the bundled corpus and model.
+"""
+
+from __future__ import annotations
+
+import os
+
+from engine.offline import ensure_mode
+
+OFFLINE = ensure_mode()  # before anything imports transformers or datasets
+
+import gradio as gr  # noqa: E402
+
+from components import compare, costs, dataset, masking, training  # noqa: E402
+from components.common import mode_banner  # noqa: E402
+
+TITLE = "MLM Studio"
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nDomain adaptation of masked language models: explore, mask, train, compare, price.")
+        gr.Markdown(mode_banner(), elem_id="mode-banner")
+        with gr.Tabs():
+            with gr.Tab("Dataset", id="dataset"):
+                dataset.render()
+            with gr.Tab("Masking", id="masking"):
+                masking.render()
+            with gr.Tab("Train", id="train"):
+                training.render(demo)
+            with gr.Tab("Compare", id="compare"):
+                compare.render(demo)
+            with gr.Tab("Costs", id="costs"):
+                costs.render()
+    return demo
+
+
+def main() -> None:
+    demo = build_app()
+    port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    demo.queue(default_concurrency_limit=int(os.environ.get("MLM_CONCURRENCY", "4")))
+    demo.launch(server_name=host, server_port=port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per tab. Each exposes render() and wires only its own events."""

