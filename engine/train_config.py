@@ -125,7 +125,7 @@ def _number(name: str, value, kind):
     try:
         number = kind(float(value)) if kind is int else kind(value)
     except (TypeError, ValueError):
-        raise UserError(f"{name.replace('_', ' ')} must be a number, got {value!r}.") from None
+        raise UserError(f"{name.replace('_', ' ').capitalize()} must be a number, got {value!r}.") from None
     if isinstance(number, float) and not math.isfinite(number):
-        raise UserError(f"{name.replace('_', ' ')} must be a finite number, got {value!r}.")
+        raise UserError(f"{name.replace('_', ' ').capitalize()} must be a finite number, got {value!r}.")
     return number
