@@ -64,7 +64,8 @@ class TrainingLimits:
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.max_train_chunks, self.max_test_chunks, self.max_steps, self.max_minutes))
+        caps = (self.max_train_chunks, self.max_test_chunks, self.max_steps, self.max_minutes)
+        return any(v is not None for v in caps)
 
     def describe(self) -> str:
         parts = []
@@ -122,7 +123,8 @@ def detect(
     where = "Space" if on_space else "local machine"
     if has_cuda:
         kind = "space-gpu" if on_space else "local-gpu"
-        return HardwareMode(kind=kind, training_allowed=True, reason=f"GPU {where}: training runs without limits.", **common)
+        reason = f"GPU {where}: training runs without limits."
+        return HardwareMode(kind=kind, training_allowed=True, reason=reason, **common)
 
     limits, warnings = read_limits(env, defaults=on_space)
     reason = f"CPU {where}: " + (

@@ -74,7 +74,9 @@ def pinned_gradio(requirements: Path | None = None) -> str:
         match = re.fullmatch(r"\s*gradio\s*==\s*([\w.+-]+)\s*(#.*)?", line)
         if match:
             return match.group(1)
-    raise DeployError(f"{requirements} does not pin gradio (a line `gradio==X.Y.Z`); the Space needs the exact version.")
+    raise DeployError(
+        f"{requirements} does not pin gradio (a line `gradio==X.Y.Z`); the Space needs the exact version."
+    )
 
 
 def check_repo_id(repo: str) -> None:
@@ -83,7 +85,8 @@ def check_repo_id(repo: str) -> None:
     user, _, name = (repo or "").partition("/")
     if not user or not name:
         raise DeployError(
-            f"Repo id {repo!r} needs a user (or organisation) part: use --repo <user>/<name>, e.g. --repo alice/mlm-studio."
+            f"Repo id {repo!r} needs a user (or organisation) part: "
+            "use --repo <user>/<name>, e.g. --repo alice/mlm-studio."
         )
     try:
         validate_repo_id(repo)
@@ -134,7 +137,9 @@ def validate_front_matter(meta: dict, card: Path, gradio_version: str) -> None:
     if meta.get("sdk") != "gradio":
         problems.append(f"sdk must be gradio, got {meta.get('sdk')!r}")
     if str(meta.get("sdk_version")) != gradio_version:
-        problems.append(f"sdk_version {meta.get('sdk_version')!r} differs from gradio=={gradio_version} in requirements.txt")
+        problems.append(
+            f"sdk_version {meta.get('sdk_version')!r} differs from gradio=={gradio_version} in requirements.txt"
+        )
     if not isinstance(meta.get("python_version"), str):
         problems.append("python_version must be a quoted string such as \"3.11\" (unquoted 3.10 reads as 3.1)")
     for key in ("colorFrom", "colorTo"):
@@ -201,7 +206,9 @@ def check_local_imports(folder: Path) -> None:
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
             missing |= {n.split(".")[0] for n in names} & (local - shipped)
     if missing:
-        raise DeployError(f"The app imports {', '.join(sorted(missing))} but deploy.py does not ship it: add it to RUNTIME_PATHS.")
+        raise DeployError(
+            f"The app imports {', '.join(sorted(missing))} but deploy.py does not ship it: add it to RUNTIME_PATHS."
+        )
 
 
 def validate(opts: Options) -> str | None:
@@ -256,10 +263,10 @@ def hub_step(what: str, consequence: str = "nothing else was changed."):
 def parse_args(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(prog="python spaces/deploy.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--repo", required=True, help="the Space id, <user>/<name>")
-    p.add_argument("--hardware", help="request this hardware (e.g. cpu-basic, t4-small, a10g-small); paid tiers need billing")
+    p.add_argument("--hardware", help="request this hardware (cpu-basic, t4-small, ...); paid tiers need billing")
     p.add_argument("--private", action="store_true", help="create the Space private")
     p.add_argument("--token", help="a write token (default: HF_TOKEN or the saved `hf auth login` token)")
-    p.add_argument("--bucket", help="mount this storage bucket (<user>/<name>, created if missing) at /data so runs persist")
+    p.add_argument("--bucket", help="mount this storage bucket (<user>/<name>, created if missing) at /data")
     p.add_argument("--dry-run", action="store_true", help="build and check the folder, upload nothing")
     p.add_argument("--out", type=Path, help="build the folder here instead of a temporary directory")
     a = p.parse_args(argv)

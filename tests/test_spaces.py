@@ -217,7 +217,8 @@ def test_deploy_with_hardware_and_bucket(tmp_path, capsys, monkeypatch):
     argv = ["--repo", "alice/mlm", "--hardware", "t4-small", "--bucket", "alice/mlm-runs", "--out", str(tmp_path / "o")]
     code, _, _ = run_main(argv, api, capsys)
     assert code == 0
-    assert api.names() == ["create_repo", "upload_folder", "request_space_hardware", "create_bucket", "set_space_volumes"]
+    assert api.names() == ["create_repo", "upload_folder", "request_space_hardware", "create_bucket",
+                           "set_space_volumes"]
     assert api.calls[2][1] == ("alice/mlm", "t4-small")
     assert api.calls[0][2]["token"] == "hf_from_env"
     (volume,) = api.calls[4][1][1]
