@@ -16,6 +16,7 @@ import gradio as gr  # noqa: E402
 
 from components import compare, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
+from engine import hardware  # noqa: E402
 
 TITLE = "MLM Studio"
 
@@ -24,6 +25,7 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nDomain adaptation of masked language models: explore, mask, train, compare, price.")
         gr.Markdown(mode_banner(), elem_id="mode-banner")
+        gr.Markdown(hardware.banner_markdown(hardware.detect()), elem_id="hardware-banner")
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset"):
                 dataset.render()
