@@ -134,7 +134,14 @@ def _load_base(src: str):
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(src, output_loading_info=True)
+        import torch
+
+        # Weights missing from the folder (the bundled MiniLM's MLM head) are drawn at random;
+        # a fixed seed makes every load draw the same ones, so a LoRA adapter trained over that
+        # frozen head predicts the same after reloading. fork_rng leaves the caller's RNG alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, info = AutoModelForMaskedLM.from_pretrained(src, output_loading_info=True)
     finally:
         logging.set_verbosity(verbosity)
     return model, set(info.get("missing_keys", ()))
