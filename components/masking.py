@@ -82,7 +82,8 @@ def run_preview(source, text, model, corpus, chunk_size, chunk_index, cfg: Maski
 def token_html(result: MaskPreview) -> str:
     """Tokens in order; selected ones coloured by kind, with the label to predict underneath."""
     legend = "".join(
-        f'<span><span class="mlm-tok mlm-swatch" style="{_box(kind)}">{letter}</span> {html.escape(KIND_NAMES[kind])}</span>'
+        f'<span><span class="mlm-tok mlm-swatch" style="{_box(kind)}">{letter}</span> '
+        f"{html.escape(KIND_NAMES[kind])}</span>"
         for kind, (_, _, letter) in STYLE.items()
     )
     legend += '<span>the line under a selected token (→ word) is the label the model must predict</span>'
@@ -257,7 +258,8 @@ def render() -> None:
     batch_table = gr.Dataframe(pd.DataFrame(columns=BATCH_COLUMNS), label="Settings vs realised", interactive=False)
     batch_note = gr.Markdown()
 
-    source.change(lambda s: gr.update(visible=s == "chunk"), source, chunk_box, api_visibility="private")
+    source.change(lambda s: (gr.update(visible=s == "chunk"), gr.update(visible=s == "text")), source,
+                  [chunk_box, text], api_visibility="private")
     for widget in (strategy, mask, rand):
         widget.change(split_status, [strategy, mask, rand], [keep, split_msg],
                       api_visibility="private", concurrency_limit=None)

@@ -135,7 +135,8 @@ def test_whole_word_masking_never_masks_part_of_a_word(tokenizer, rt_chunks):
 
 def test_whole_word_preview_masks_every_piece_and_says_split_is_forced(tokenizer):
     for seed in range(6):
-        result = preview_text(DEFAULT_TEXT, tokenizer, MaskingConfig(whole_word_mask=True, mlm_probability=0.5, seed=seed))
+        cfg = MaskingConfig(whole_word_mask=True, mlm_probability=0.5, seed=seed)
+        result = preview_text(DEFAULT_TEXT, tokenizer, cfg)
         bromwell = [t.kind for t in result.tokens[1:4]]  # bro ##m ##well
         assert [t.original for t in result.tokens[1:4]] == ["bro", "##m", "##well"]
         assert len(set(bromwell)) == 1
