@@ -169,10 +169,38 @@ class TokenizedSplit:
         return int(self.input_ids.shape[0])
 
 
-def tokenize_texts(texts: list[str], tokenizer) -> TokenizedSplit:
-    """Encode all texts in one Rust batch (no truncation: long reviews are chunked later)."""
-    encodings = _untruncated(tokenizer).encode_batch(list(texts))
-    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int32, count=len(encodings))
+def tokenize_texts(texts: list[str], tokenizer, progress=None, batch_size: int = 2048) -> TokenizedSplit:
+    """Encode all texts with the Rust tokenizer (no truncation: long reviews are chunked later).
+
+    Batches of `batch_size` documents are pipelined: the Rust call releases the GIL, so
+    a thread encodes batch k+1 (on all cores) while this one copies batch k into numpy;
+    `progress(fraction)` is called after each batch.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = _untruncated(tokenizer)
+    texts = list(texts)
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)] or [[]]
+    parts = []
+    if progress:
+        progress(0.0)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(backend.encode_batch, batches[0])
+        for k in range(len(batches)):
+            encodings = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(backend.encode_batch, batches[k + 1])
+            parts.append(_to_arrays(encodings))
+            if progress:
+                progress((k + 1) / len(batches))
+    if len(parts) == 1:
+        return parts[0]
+    return TokenizedSplit(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                            ("input_ids", "offsets", "special", "doc_lengths")))
+
+
+def _to_arrays(encodings) -> TokenizedSplit:
+    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int32, count=len(encodings))
     total = int(lengths.sum())
     chain = itertools.chain.from_iterable
     ids = np.fromiter(chain(e.ids for e in encodings), dtype=np.int32, count=total)
@@ -235,15 +263,26 @@ def tokenize_corpus(cfg: CorpusConfig, tokenizer, progress=None) -> Tokenized:
         return Tokenized(splits, docs, True, time.perf_counter() - start, str(folder))
     corpus = load_corpus(cfg)
     splits, docs = {}, {}
-    for i, name in enumerate(("train", "test")):
-        if progress:
-            progress(i / 2, f"Tokenizing {name} ({len(corpus[name]):,} documents)")
-        texts = corpus[name]["text"]
-        splits[name] = tokenize_texts([t if isinstance(t, str) else "" for t in texts], tokenizer)
+    for name in ("train", "test"):
+        # One Arrow slice: iterating the column row by row costs ~1 s per 25,000 documents
+        texts = corpus[name].select_columns(["text"])[:]["text"]
+        step = _split_progress(progress, corpus, name)
+        splits[name] = tokenize_texts([t if isinstance(t, str) else "" for t in texts], tokenizer, step)
         docs[name] = len(texts)
         _save_split(folder / name, splits[name])
     (folder / "done.json").write_text(json.dumps({"docs": docs, "config": asdict(cfg)}))
     return Tokenized(splits, docs, False, time.perf_counter() - start, str(folder))
+
+
+def _split_progress(progress, corpus, name: str):
+    """Map one split's 0..1 onto the whole corpus's 0..1, weighted by document counts."""
+    if progress is None:
+        return None
+    total = sum(len(corpus[s]) for s in ("train", "test")) or 1
+    before = len(corpus["train"]) if name == "test" else 0
+    share = len(corpus[name]) / total
+    desc = f"Tokenizing {name} ({len(corpus[name]):,} documents)"
+    return lambda fraction: progress(before / total + share * fraction, desc)
 
 
 def _save_split(folder: Path, split: TokenizedSplit) -> None:
