@@ -147,6 +147,12 @@ def _load_base(src: str):
     return model, set(info.get("missing_keys", ()))
 
 
+def model_bytes(model, skip: str = "lora_") -> int:
+    """Parameter + buffer bytes of a module; LoRA weights are left out (they count per adapter)."""
+    tensors = list(model.named_parameters()) + list(model.named_buffers())
+    return sum(t.numel() * t.element_size() for name, t in tensors if skip not in name)
+
+
 def describe(model, tokenizer, ref: str, head_trained: bool = True) -> ModelInfo:
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = inner.config

@@ -63,10 +63,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def app_runs_dir(tmp_path_factory) -> Path:
+    """The launched app's runs folder: tests may put hand-built runs in it (it is read per request)."""
+    return tmp_path_factory.mktemp("app-runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory, app_runs_dir):
     """The real app, launched as `python app.py` in a subprocess on a free port."""
     port = free_port()
-    env = dict(os.environ, PORT=str(port), MLM_RUNS_DIR=str(tmp_path_factory.mktemp("app-runs")))
+    env = dict(os.environ, PORT=str(port), MLM_RUNS_DIR=str(app_runs_dir))
     env.setdefault("MLM_TEST_TINY_MODEL", "")
     log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

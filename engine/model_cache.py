@@ -1,0 +1,246 @@
+"""Loaded models kept in memory for the Compare tab, with LoRA adapters sharing one base.
+
+A *view* is what a column of the Compare tab shows: a plain model (the base, or a fully
+fine-tuned run) or a LoRA adapter. Views live on *slots*, one per base model in memory.
+All adapters trained from the same base are loaded into ONE PeftModel around that base
+(peft's load_adapter / set_adapter), and the base's own view runs inside
+`disable_adapter()`; no adapter costs a copy of the base weights.
+
+The cache holds at most `MLM_MODEL_CACHE` views (default 4) and evicts the least
+recently used one: an adapter is deleted from its PeftModel (the last one unloads the
+LoRA layers), and a slot no view uses any more is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.models import ModelInfo, _adapter_base, _load_base, describe, load_tokenizer, model_bytes, resolve
+
+DEFAULT_CAP = 4
+
+
+def cache_cap() -> int:
+    raw = os.environ.get("MLM_MODEL_CACHE", "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_CAP
+    except ValueError:
+        return DEFAULT_CAP
+
+
+@dataclass
+class _Slot:
+    """One base model in memory, and the PeftModel around it once an adapter is loaded."""
+
+    src: str
+    model: object
+    head_trained: bool
+    bytes: int
+    peft: object | None = None
+    adapters: set[str] = field(default_factory=set)
+    users: int = 0
+
+
+@dataclass
+class View:
+    key: str
+    label: str
+    kind: str  # "full" (a plain model) | "lora" (an adapter on a shared base)
+    src: str  # the folder or Hub id the view was loaded from
+    slot: _Slot
+    tokenizer: object
+    info: ModelInfo
+    memory_bytes: int  # a plain model: its weights; an adapter: its own weights only
+    adapter: str | None = None
+
+
+class ModelCache:
+    def __init__(self, cap: int | None = None):
+        self.cap = cap or cache_cap()
+        self._views: OrderedDict[str, View] = OrderedDict()
+        self._slots: dict[str, _Slot] = {}
+        self._loaded = 0  # numbers adapter names, so a reloaded adapter never meets an old name
+        # One lock for loading and running: a PeftModel has one active adapter at a time,
+        # and Gradio runs handlers in parallel threads.
+        self.lock = threading.RLock()
+
+    # ------------------------------------------------------------- loading
+
+    def get(self, ref: str, label: str | None = None, keep: tuple[str, ...] = ()) -> View:
+        """The view for `ref` (a model ref or a run's final/ folder), loading it when needed."""
+        with self.lock:
+            src = resolve(ref)
+            key = f"view:{src}"
+            view = self._views.get(key)
+            if view is None:
+                view = self._load(src, label or ref, key)
+                self._views[key] = view
+            self._views.move_to_end(key)
+            if label:
+                view.label = label
+            self._evict(keep=set(keep) | {key})
+            return view
+
+    def get_many(self, refs: list[tuple[str, str]]) -> list[View]:
+        """Load several views for one request; none of them is evicted to make room for another.
+
+        When a request needs more views than the cap, the cache holds them all until the next
+        request (evicting one in the middle would reload it in a loop).
+        """
+        with self.lock:
+            keys = tuple(f"view:{resolve(ref)}" for ref, _ in refs)
+            return [self.get(ref, label, keep=keys) for ref, label in refs]
+
+    def _load(self, src: str, label: str, key: str) -> View:
+        try:
+            base_src = _adapter_base(src)
+        except UserError as exc:
+            raise UserError(f"The LoRA adapter in {src!r} names a base model that cannot be loaded: {exc}") from exc
+        self._loaded += 1
+        if base_src is None:
+            slot = self._slot(src)
+            tok = load_tokenizer(src)
+            info = describe(slot.model, tok, label, slot.head_trained)
+            slot.users += 1
+            return View(key, label, "full", src, slot, tok, info, slot.bytes)
+        slot = self._slot(base_src)
+        name = "run_" + re.sub(r"\W", "_", Path(src).parent.name or "adapter") + f"_{self._loaded}"
+        self._attach_adapter(slot, src, name)
+        tok = load_tokenizer(src)
+        info = describe(slot.peft, tok, label, slot.head_trained or _adapter_saves_head(slot.peft, name))
+        own = _adapter_bytes(slot.peft, name)
+        # describe() counted the LoRA weights of every adapter on this base; count this one's only.
+        info.parameters = sum(p.numel() for n, p in slot.model.named_parameters() if "lora_" not in n)
+        info.parameters += sum(t.numel() for t in _adapter_state(slot.peft, name).values())
+        slot.users += 1
+        return View(key, label, "lora", src, slot, tok, info, own, name)
+
+    def _slot(self, src: str) -> _Slot:
+        slot = self._slots.get(src)
+        if slot is None:
+            try:
+                model, missing = _load_base(src)
+            except (OSError, ValueError) as exc:
+                raise UserError(f"Could not load {src!r} as a masked language model: {exc}") from exc
+            model.eval()
+            trained = not any(k.startswith(("cls.", "lm_head.", "vocab_")) for k in missing)
+            slot = self._slots[src] = _Slot(src, model, trained, model_bytes(model))
+        return slot
+
+    def _attach_adapter(self, slot: _Slot, adapter_dir: str, name: str) -> None:
+        from peft import PeftModel
+
+        try:
+            if slot.peft is None:
+                slot.peft = PeftModel.from_pretrained(slot.model, adapter_dir, adapter_name=name)
+            else:
+                slot.peft.load_adapter(adapter_dir, adapter_name=name)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise UserError(f"Could not apply the LoRA adapter in {adapter_dir!r}: {exc}") from exc
+        slot.peft.eval()
+        slot.adapters.add(name)
+
+    # ------------------------------------------------------------- eviction
+
+    def _evict(self, keep: set[str]) -> None:
+        while len(self._views) > self.cap:
+            victim = next((k for k in self._views if k not in keep), None)
+            if victim is None:
+                return
+            self.drop(victim)
+
+    def drop(self, key: str) -> None:
+        with self.lock:
+            view = self._views.pop(key, None)
+            if view is None:
+                return
+            slot = view.slot
+            if view.adapter is not None:
+                slot.adapters.discard(view.adapter)
+                if slot.adapters:
+                    slot.peft.delete_adapter(view.adapter)
+                else:  # the last adapter: take the LoRA layers out, the base weights stay as they are
+                    slot.model = slot.peft.unload()
+                    slot.peft = None
+            slot.users -= 1
+            if slot.users <= 0:
+                self._slots.pop(slot.src, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            for key in list(self._views):
+                self.drop(key)
+
+    # ------------------------------------------------------------- running
+
+    @contextmanager
+    def activate(self, view: View):
+        """The module to run for `view`: its adapter set active, or all adapters off for a plain view."""
+        with self.lock:
+            slot = view.slot
+            if slot.peft is None:
+                yield slot.model
+            elif view.adapter is None:
+                with slot.peft.disable_adapter():
+                    yield slot.peft
+            else:
+                slot.peft.set_adapter(view.adapter)
+                yield slot.peft
+
+    # ------------------------------------------------------------- reporting
+
+    def keys(self) -> list[str]:
+        return list(self._views)
+
+    def memory_rows(self) -> list[dict]:
+        """One row per view, plus a row for a base held only for its adapters."""
+        with self.lock:
+            rows = [
+                {
+                    "model": v.label,
+                    "kind": "LoRA adapter" if v.kind == "lora" else "full model",
+                    "memory_MB": round(v.memory_bytes / 2**20, 2),
+                    "note": f"shares the base weights of {Path(v.slot.src).name}" if v.kind == "lora" else "",
+                }
+                for v in self._views.values()
+            ]
+            plain = {v.slot.src for v in self._views.values() if v.kind == "full"}
+            for src, slot in self._slots.items():
+                if src not in plain:
+                    rows.append({"model": Path(src).name, "kind": "shared base", "memory_MB":
+                                 round(slot.bytes / 2**20, 2), "note": "held for its LoRA adapters"})
+            return rows
+
+
+def _adapter_state(peft_model, name: str) -> dict:
+    from peft.utils import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(peft_model, adapter_name=name)
+
+
+def _adapter_bytes(peft_model, name: str) -> int:
+    return sum(t.numel() * t.element_size() for t in _adapter_state(peft_model, name).values())
+
+
+def _adapter_saves_head(peft_model, name: str) -> bool:
+    """An adapter trained with the MLM head in modules_to_save carries a trained head."""
+    targets = peft_model.peft_config[name].modules_to_save or []
+    return any(t in ("cls", "lm_head", "vocab_projector", "vocab_transform", "predictions") for t in targets)
+
+
+_CACHE: ModelCache | None = None
+
+
+def shared_cache() -> ModelCache:
+    """The process-wide cache the Compare tab uses."""
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = ModelCache()
+    return _CACHE
