@@ -119,6 +119,8 @@ def existing_run(run_id: str) -> tuple[TrainConfig, Path]:
     run_dir = paths.runs_dir() / run_id
     if not (run_dir / "config.json").exists():
         raise UserError(f"No run {run_id!r} in {paths.runs_dir()}.")
+    if run_files.read_status(run_dir).get("state") == "completed" and (run_dir / "final").is_dir():
+        raise UserError(f"Run {run_id} has already completed: its model is in {run_dir / 'final'}.")
     return TrainConfig.from_dict(_read_config(str(run_dir / "config.json"))), run_dir
 
 
