@@ -138,6 +138,8 @@ def _split(dd, cfg: CorpusConfig):
     from datasets import DatasetDict
 
     if "test" not in dd:
+        if len(dd["train"]) < 2:
+            raise UserError(f"The corpus has {len(dd['train'])} document(s): a train/test split needs at least 2.")
         dd = dd["train"].train_test_split(test_size=cfg.test_fraction, seed=cfg.seed)
     dd = DatasetDict({"train": dd["train"], "test": dd["test"]})
     if cfg.max_docs:
