@@ -1,7 +1,151 @@
-"""Training tab (being built)."""
+"""Train tab: start full or LoRA fine-tuning in a background worker and watch it live.
+
+The tab never trains in the web server: Start calls engine.jobs.submit, which writes the
+run folder and starts a worker process. A 1 s gr.Timer reads only the new metric rows
+(byte offset kept per browser) and redraws the charts. The run id is kept in the
+browser (gr.BrowserState), so a reload reattaches; `?run=<id>` opens any run read-only.
+Ownership is a random token this browser keeps in gr.BrowserState: only it (or the
+admin token) may cancel or resume.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 
+from components import training_api
+from components.common import user_errors
+from components.training_form import build_form, config_from_values, method_changed, model_changed
+from components.training_view import attach, blank, empty_view, history, poll
+from engine import export, jobs
+from engine.errors import UserError
+from engine.hardware import banner_markdown, detect
+from engine.jobs import DuplicateSubmission
+from engine.offline import is_offline
+from engine.run_registry import browser_secret
+
+EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves files from the temp dir
+PRIVATE = {"api_visibility": "private"}  # UI plumbing; the public API is in training_api.py
+
 
 def render(demo: gr.Blocks) -> None:
-    gr.Markdown("Training: coming soon.")
+    mode = detect()
+    secret = browser_secret(jobs.registry().root)
+    owner = gr.BrowserState("", storage_key="mlm-studio-owner", secret=secret)
+    current = gr.BrowserState("", storage_key="mlm-studio-train-run", secret=secret)
+    view = gr.State(empty_view())
+    gr.Markdown("Fine-tune the model on the corpus with the masked-LM objective, in a background process. "
+                "Close or reload the tab at any time: the run goes on, and this tab reattaches.\n\n" + banner_markdown(mode))
+    with gr.Row():
+        with gr.Column(scale=2):
+            form = build_form(mode.on_gpu)
+            with gr.Row():
+                start_btn = gr.Button("Start", variant="primary", elem_id="train-start")
+                cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="train-cancel")
+                resume_btn = gr.Button("Resume", interactive=False, elem_id="train-resume")
+        with gr.Column(scale=3):
+            run_md = gr.Markdown(elem_id="train-run-info")
+            progress = gr.HTML(elem_id="train-progress-box")
+            xaxis = gr.Radio([("Step", "step"), ("Epoch", "epoch")], value="step", label="X axis")
+            with gr.Row():
+                loss_plot = gr.Plot(label="Training loss", elem_id="train-loss-plot")
+                ppl_plot = gr.Plot(label="Eval perplexity", elem_id="train-ppl-plot")
+            with gr.Row():
+                lr_plot = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
+                tps_plot = gr.Plot(label="Tokens per second", elem_id="train-tps-plot")
+            log_box = gr.Textbox(label="Worker log (last lines)", lines=8, max_lines=8, interactive=False,
+                                 elem_id="train-log")
+            with gr.Accordion("Take the model home", open=False):
+                with gr.Row():
+                    zip_btn = gr.Button("Prepare zip of the final model or adapter")
+                    zip_file = gr.File(label="Download", interactive=False)
+                zip_md = gr.Markdown()
+                with gr.Row():
+                    repo_box = gr.Textbox(label="Hub repository", placeholder="your-name/distilbert-imdb-mlm")
+                    token_box = gr.Textbox(label="Hugging Face token (write access; used once, never stored)", type="password")
+                    private_box = gr.Checkbox(True, label="Private repository")
+                push_btn = gr.Button("Push to the Hub")
+                push_md = gr.Markdown("Offline: pushing to the Hub needs a connection; download the zip instead."
+                                      if is_offline() else "")
+    with gr.Row():
+        gr.Markdown("### Runs on this server")
+        refresh_btn = gr.Button("Refresh", size="sm", scale=0)
+    history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False, elem_id="train-history")
+    timer = gr.Timer(1.0)
+
+    outputs = [view, run_md, progress, loss_plot, ppl_plot, lr_plot, tps_plot, log_box, cancel_btn, resume_btn, history_df]
+    names = form.names
+
+    @user_errors
+    def start(owner_token, x, *values, request: gr.Request = None):
+        cfg = config_from_values(names, list(values))
+        token = owner_token or "session:" + request.session_hash
+        try:
+            run_id = jobs.submit(cfg, owner=token)
+            gr.Info(f"Run {run_id} submitted.")
+        except DuplicateSubmission as dup:
+            gr.Warning(str(dup))
+            run_id = dup.run_id
+        return (run_id, *poll(attach(run_id, token), x, force=True))
+
+    def on_load(owner_token, current_run, x, request: gr.Request):
+        owner_token = owner_token or secrets.token_urlsafe(24)  # this browser's private owner token
+        shared = (request.query_params.get("run") or "").strip() if request else ""
+        run_id = shared or current_run
+        if not run_id:
+            return (owner_token, current_run, *blank(empty_view()))
+        try:
+            state = attach(run_id, owner_token)
+        except UserError as exc:
+            if shared:
+                gr.Warning(str(exc))
+                return (owner_token, current_run, *blank(empty_view(), str(exc)))
+            return (owner_token, "", *blank(empty_view()))  # the remembered run is gone (a wiped disk)
+        return (owner_token, current_run, *poll(state, x, force=True))
+
+    @user_errors
+    def open_row(owner_token, x, evt: gr.SelectData):
+        run_id = str(evt.row_value[0]) if evt.row_value else ""
+        return (run_id, *poll(attach(run_id, owner_token), x, force=True))
+
+    @user_errors
+    def cancel(owner_token, state, x):
+        gr.Info(jobs.cancel(state.get("run_id", ""), owner=owner_token))
+        return poll(state, x, force=True)
+
+    @user_errors
+    def resume(owner_token, state, x):
+        gr.Info(jobs.resume(state.get("run_id", ""), owner=owner_token))
+        return poll(attach(state["run_id"], owner_token), x, force=True)
+
+    @user_errors
+    def make_zip(state):
+        folder = jobs.run_dir(state.get("run_id", ""))
+        path, size = export.zip_final(folder, EXPORT_DIR / folder.name)
+        return gr.File(value=str(path)), f"`{path.name}`: {export.human_size(size)}"
+
+    @user_errors
+    def push(state, repo_id, token, private):
+        url = export.push_to_hub(jobs.run_dir(state.get("run_id", "")), repo_id, token, private)
+        return f"Pushed to [{url}]({url})."
+
+    start_inputs = [owner, xaxis, *form.inputs]
+    (start_btn.click(lambda: gr.Button(interactive=False), None, start_btn, queue=False, **PRIVATE)
+     .then(start, start_inputs, [current, *outputs], **PRIVATE)
+     .then(lambda: gr.Button(interactive=True), None, start_btn, queue=False, **PRIVATE))
+    cancel_btn.click(cancel, [owner, view, xaxis], outputs, **PRIVATE)
+    resume_btn.click(resume, [owner, view, xaxis], outputs, **PRIVATE)
+    timer.tick(poll, [view, xaxis], outputs, concurrency_limit=None, show_progress="hidden", **PRIVATE)
+    xaxis.change(lambda state, x: poll(state, x, force=True), [view, xaxis], outputs, **PRIVATE)
+    refresh_btn.click(history, None, history_df, **PRIVATE)
+    history_df.select(open_row, [owner, xaxis], [current, *outputs], **PRIVATE)
+    zip_btn.click(make_zip, view, [zip_file, zip_md], **PRIVATE)
+    push_btn.click(push, [view, repo_box, token_box, private_box], push_md, **PRIVATE)
+    form["method"].change(method_changed, [form["method"], form["learning_rate"], form["lora_targets"], form["model"]],
+                          [form.lora_group, form["learning_rate"], form["lora_targets"]], **PRIVATE)
+    form["model"].blur(model_changed, [form["model"], form["method"]], form["lora_targets"], **PRIVATE)
+    demo.load(on_load, [owner, current, xaxis], [owner, current, *outputs], **PRIVATE)
+    training_api.register()

@@ -93,7 +93,10 @@ class Jobs:
 
     def submit(self, cfg: TrainConfig, owner: str | None = None) -> str:
         """Validate, write the run folder, queue the run; returns its id. Raises UserError."""
+        from engine.hardware import apply_limits, detect
+
         cfg = TrainConfig.from_dict(cfg.to_dict())  # a copy, validated, with lists parsed
+        cfg, notices = apply_limits(cfg, detect(runs_root=self.root))  # CPU Space caps; refuses on ZeroGPU
         if self.preflight:
             from engine.preflight import check_runnable
 
@@ -111,7 +114,7 @@ class Jobs:
             if owner:
                 write_owner(folder, owner)
             update_status(folder, state="queued", message="Waiting for a free worker slot", created_at=now,
-                          step=0, total_steps=None, log_tail=[])
+                          step=0, total_steps=None, log_tail=[], notices=notices)
             self.queue.push(run_id)
             self._recent = {k: v for k, v in self._recent.items() if now - v[1] < DEDUPE_SECONDS}
             self._recent[key] = (run_id, now)
@@ -137,8 +140,11 @@ class Jobs:
     def folder(self, run_id: str) -> Path:
         return run_folder(self.root, run_id)
 
-    def status(self, run_id: str) -> dict:
-        """Everything a watcher needs, read from disk (anyone with the id may read it)."""
+    def status(self, run_id: str, detail: bool = True) -> dict:
+        """Everything a watcher needs, read from disk (anyone with the id may read it).
+
+        detail=False leaves out the latest metrics and the summary (a browser poll reads
+        new metric rows itself, by byte offset, instead of the whole file every second)."""
         folder = self.folder(run_id)
         self.check()
         status = read_status(folder)
@@ -153,8 +159,8 @@ class Jobs:
             "method": config.get("method"),
             "queue_position": position,
             "log_tail": log_tail(folder) if live or not status.get("log_tail") else status["log_tail"],
-            "latest": latest_metrics(folder),
-            "summary": read_json(folder / "summary.json"),
+            "latest": latest_metrics(folder) if detail else {},
+            "summary": read_json(folder / "summary.json") if detail else {},
             "cancel_requested": live and (folder / CANCEL_FLAG).exists(),
             "resumable": status.get("state") in RESUMABLE_STATES,
             "last_checkpoint_step": latest_checkpoint_step(folder),

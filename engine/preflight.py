@@ -69,3 +69,17 @@ def _words_at_least(split, wanted: int) -> bool:
         if count >= wanted:
             return True
     return False
+
+
+def default_lora_targets(model_ref: str) -> list[str]:
+    """What LoRA adapts in this model when no target modules are named (from its config only)."""
+    from transformers import AutoConfig
+
+    from engine.models import resolve
+    from engine.train_config import LORA_TARGETS
+
+    try:
+        model_type = AutoConfig.from_pretrained(resolve(model_ref)).model_type
+    except (OSError, ValueError):
+        return []
+    return list(LORA_TARGETS.get(model_type, []))

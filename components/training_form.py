@@ -1,0 +1,127 @@
+"""The Train tab's form: one widget per TrainConfig field, with the course's defaults.
+
+A widget's `name` is the TrainConfig field it sets, so a new hyperparameter is one field
+on the dataclass plus one line in `build_form`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from engine.data import CorpusConfig
+from engine.models import default_model_ref
+from engine.train_config import PRECISIONS, TrainConfig, default_batch_size, default_lr
+
+CORPUS_CHOICES = [
+    ("IMDb reviews (bundled, 25,000)", "imdb"),
+    ("Rotten Tomatoes snippets (bundled, 8,530)", "rotten_tomatoes"),
+    ("A Hugging Face Hub dataset", "hub"),
+]
+CORPUS_WIDGETS = ("corpus_source", "hub_id", "text_column", "max_docs")
+
+
+@dataclass
+class TrainForm:
+    widgets: dict[str, gr.components.Component] = field(default_factory=dict)
+    lora_group: gr.Group | None = None
+
+    def __getitem__(self, name: str):
+        return self.widgets[name]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.widgets)
+
+    @property
+    def inputs(self) -> list:
+        return list(self.widgets.values())
+
+
+def build_form(on_gpu: bool) -> TrainForm:
+    """Create the widgets in the current layout context (labels sit next to each widget)."""
+    d = TrainConfig()
+    form = TrainForm()
+    w = form.widgets
+    w["model"] = gr.Textbox(default_model_ref(), label="Model", elem_id="train-model",
+                            info="'bundled' (all-MiniLM-L6-v2, head untrained), a Hub id such as "
+                                 "distilbert-base-uncased, or a local folder with a saved model")
+    with gr.Row():
+        w["corpus_source"] = gr.Dropdown(CORPUS_CHOICES, value="imdb", label="Corpus")
+        w["max_docs"] = gr.Number(0, label="Documents to use (0 = all)", precision=0, minimum=0, elem_id="train-max-docs")
+    with gr.Row(visible=False) as hub_row:
+        w["hub_id"] = gr.Textbox("", label="Hub dataset id", placeholder="stanfordnlp/imdb")
+        w["text_column"] = gr.Textbox("text", label="Text column")
+    with gr.Row():
+        w["method"] = gr.Radio([("Full fine-tuning", "full"), ("LoRA", "lora")], value="full", label="Method")
+        w["learning_rate"] = gr.Number(default_lr("full"), label="Learning rate", info="2e-5 full, 2e-4 LoRA",
+                                       elem_id="train-lr")
+    with gr.Group(visible=False) as form.lora_group:
+        with gr.Row():
+            w["lora_r"] = gr.Number(d.lora_r, label="LoRA rank r", precision=0, minimum=0)
+            w["lora_alpha"] = gr.Number(d.lora_alpha, label="LoRA alpha")
+            w["lora_dropout"] = gr.Number(d.lora_dropout, label="LoRA dropout")
+        w["lora_targets"] = gr.Textbox("", label="LoRA target modules (comma-separated)",
+                                       info="empty = the architecture's default: query,value for BERT/RoBERTa, q_lin,v_lin for DistilBERT")
+    with gr.Accordion("Data and masking", open=False):
+        with gr.Row():
+            w["chunk_size"] = gr.Number(d.chunk_size, label="Chunk size (tokens)", precision=0, elem_id="train-chunk")
+            w["train_size"] = gr.Number(d.train_size, label="Training chunks (0 = all)", precision=0, elem_id="train-train-size")
+            w["test_size"] = gr.Number(d.test_size, label="Evaluation chunks (0 = all)", precision=0, elem_id="train-test-size")
+        with gr.Row():
+            w["mlm_probability"] = gr.Number(d.mlm_probability, label="Masking probability")
+            w["whole_word_mask"] = gr.Checkbox(d.whole_word_mask, label="Whole-word masking")
+    with gr.Accordion("Optimisation", open=False):
+        with gr.Row():
+            w["epochs"] = gr.Number(d.epochs, label="Epochs", elem_id="train-epochs")
+            w["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0, elem_id="train-max-steps")
+            w["batch_size"] = gr.Number(default_batch_size(on_gpu), label="Batch size", precision=0, elem_id="train-batch")
+            w["grad_accum_steps"] = gr.Number(d.grad_accum_steps, label="Gradient accumulation", precision=0)
+        with gr.Row():
+            w["warmup_steps"] = gr.Number(d.warmup_steps, label="Warmup steps", precision=0)
+            w["weight_decay"] = gr.Number(d.weight_decay, label="Weight decay (not on bias/LayerNorm)")
+            w["max_grad_norm"] = gr.Number(d.max_grad_norm, label="Gradient clipping (max norm)")
+        with gr.Row():
+            w["eval_every"] = gr.Number(d.eval_every, label="Evaluate every (steps)", precision=0, elem_id="train-eval-every")
+            w["log_every"] = gr.Number(d.log_every, label="Log every (steps)", precision=0, elem_id="train-log-every")
+            w["save_every"] = gr.Number(d.save_every, label="Checkpoint every (steps)", precision=0)
+        with gr.Row():
+            w["precision"] = gr.Radio(list(PRECISIONS), value=d.precision, label="Precision",
+                                      info="auto: fp32 on CPU, bf16/fp16 mixed precision on GPU")
+            w["seed"] = gr.Number(d.seed, label="Seed", precision=0)
+    w["corpus_source"].change(lambda s: gr.Row(visible=s == "hub"), w["corpus_source"], hub_row,
+                              api_visibility="private", queue=False)
+    return form
+
+
+def config_from_values(names: list[str], values: list) -> TrainConfig:
+    """The TrainConfig the widgets describe; UserError (from validation) names a bad field."""
+    raw = dict(zip(names, values))
+    corpus = {k: raw.pop(k) for k in CORPUS_WIDGETS}
+    source = corpus["corpus_source"]
+    raw["corpus"] = CorpusConfig(
+        source=source, hub_id=(corpus["hub_id"] or "").strip() if source == "hub" else "",
+        text_column=(corpus["text_column"] or "text").strip() if source == "hub" else "text",
+        max_docs=int(corpus["max_docs"] or 0),
+    )
+    raw["model"] = (raw.get("model") or "").strip() or "bundled"
+    return TrainConfig.from_dict(raw)
+
+
+def method_changed(method: str, lr, targets: str, model_ref: str):
+    """LoRA fields only for LoRA; the lr default follows the method unless the user changed it."""
+    from engine.preflight import default_lora_targets
+
+    other = default_lr("full" if method == "lora" else "lora")
+    new_lr = default_lr(method) if lr in (None, other) else lr
+    if method == "lora" and not (targets or "").strip():
+        targets = ",".join(default_lora_targets(model_ref))
+    return gr.Group(visible=method == "lora"), new_lr, targets
+
+
+def model_changed(model_ref: str, method: str):
+    """Show the new architecture's default LoRA targets (a BERT's names do not exist in DistilBERT)."""
+    from engine.preflight import default_lora_targets
+
+    return ",".join(default_lora_targets(model_ref)) if method == "lora" else ""

@@ -1,0 +1,113 @@
+"""Watching one run from the Train tab: attach to a run id, then poll for what is new.
+
+The per-browser view state is a small dict (gr.State): the run id, the byte offset and
+inode of metrics.jsonl already read, the rows read so far, whether this browser owns the
+run, and a signature of the last status shown. A poll reads only the rows appended since
+the offset; when nothing changed it returns gr.skip() for every output, so an idle tab
+costs one stat-and-read of two small files per second and sends nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from components.run_plots import figures, history_frame, progress_html
+from engine import jobs
+from engine.errors import UserError
+from engine.run_files import read_metrics
+from engine.run_registry import RESUMABLE_STATES
+
+N_OUTPUTS = 11  # view, run_md, progress, 4 plots, log, cancel, resume, history
+
+
+def empty_view() -> dict:
+    return {"run_id": "", "offset": 0, "inode": None, "rows": [], "sig": None, "owner": False}
+
+
+def attach(run_id: str, owner: str | None) -> dict:
+    """A fresh view of an existing run (UserError for an unknown or malformed id)."""
+    registry = jobs.registry()
+    folder = registry.folder(run_id)
+    return {**empty_view(), "run_id": folder.name, "owner": registry.can_control(folder.name, owner)}
+
+
+def _inode(path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def new_rows(view: dict) -> tuple[dict, bool]:
+    """Read rows appended since the last poll. A resumed run rewrites metrics.jsonl (rows after
+    its checkpoint are dropped and logged again): a new inode means read it all again."""
+    folder = jobs.registry().folder(view["run_id"])
+    path = folder / "metrics.jsonl"
+    inode = _inode(path)
+    view = dict(view)
+    if inode != view["inode"]:
+        view.update(offset=0, rows=[], inode=inode)
+        reset = True
+    else:
+        reset = False
+    rows, offset = read_metrics(folder, view["offset"])
+    if rows:
+        view.update(rows=view["rows"] + rows, offset=offset)
+    return view, bool(rows) or reset
+
+
+def run_markdown(status: dict, view: dict) -> str:
+    lines = [f"**Run** `{status['run_id']}` · {status.get('method') or '?'} fine-tuning of `{status.get('model') or '?'}`",
+             f"**{status.get('state', '?')}**: {status.get('message') or ''}"]
+    if status.get("queue_position"):
+        lines.append(f"Waiting in the queue: position **{status['queue_position']}** (runs start first-in first-out).")
+    lines += [f"Note: {n}" for n in status.get("notices") or []]
+    share = f"Share: [`?run={status['run_id']}`](?run={status['run_id']}) opens this run read-only for anyone with the link."
+    if not view.get("owner"):
+        share = "**Read-only**: this browser did not start this run, so it can watch but not cancel or resume it. " + share
+    lines.append(share)
+    return "\n\n".join(lines)
+
+
+def _signature(status: dict) -> tuple:
+    return (status.get("state"), status.get("step"), status.get("message"), tuple(status.get("log_tail") or [])[-3:],
+            status.get("queue_position"), status.get("cancel_requested"))
+
+
+def poll(view: dict, x: str, force: bool = False) -> tuple:
+    """Outputs for the tab (see N_OUTPUTS), skipping whatever did not change."""
+    if not view or not view.get("run_id"):
+        return (gr.skip(),) * N_OUTPUTS if not force else blank(view or empty_view())
+    try:
+        status = jobs.registry().status(view["run_id"], detail=False)
+        view, fresh = new_rows(view)
+    except UserError as exc:  # the folder vanished (a wiped Space disk)
+        return blank(empty_view(), str(exc))
+    sig = _signature(status)
+    changed_state = view["sig"] is None or sig[0] != view["sig"][0]
+    live = status.get("state") in ("running", "queued")
+    if not (force or fresh or live or sig != view["sig"]):
+        return (gr.skip(),) * N_OUTPUTS
+    view = {**view, "sig": sig}
+    plots = figures(view["rows"], x) if (force or fresh) else (gr.skip(),) * 4
+    owner, state = view["owner"], status.get("state")
+    return (
+        view, run_markdown(status, view), progress_html(status), *plots, "\n".join(status.get("log_tail") or []),
+        gr.Button(interactive=owner and state in ("running", "queued") and not status.get("cancel_requested")),
+        gr.Button(interactive=owner and state in RESUMABLE_STATES),
+        history() if (force or changed_state) else gr.skip(),
+    )
+
+
+def blank(view: dict, message: str = "") -> tuple:
+    """Outputs with no run attached (and a message saying why, if any)."""
+    text = f"**{message}**" if message else "No run yet: fill in the form and press **Start**, or pick a run from the history."
+    return (view, text, progress_html({}), *figures([]), "", gr.Button(interactive=False), gr.Button(interactive=False),
+            history())
+
+
+def history():
+    return history_frame(jobs.list_runs())
+
