@@ -1,7 +1,285 @@
-"""Dataset tab (being built)."""
+"""Dataset tab: look at a corpus the way the course does before training on it.
+
+Split sizes, the label sanity check, seeded samples, token lengths against the model's
+maximum, a chunking preview and the words the tokenizer cuts into pieces. The engine
+(engine.corpus_stats, engine.split_words, engine.uploads) does the work and caches
+the tokenization; this module builds widgets from its plain results.
+
+Public API (gradio_client), `/dataset_stats`:
+    client.predict(source, hub_id, upload, text_column, model, chunk_size, max_docs,
+                   api_name="/dataset_stats")
+  Inputs: source "imdb" | "rotten_tomatoes" (bundled) | "hub" (online only) | "upload";
+    hub_id (e.g. "stanfordnlp/imdb", used when source is "hub"); upload (a file through
+    gradio_client.handle_file(path): CSV, TSV, JSON, JSONL, Parquet or TXT, used when
+    source is "upload", else None); text_column ("" = "text", or for an upload the
+    column with the longest texts); model ("bundled", a local folder or a Hub id; "" =
+    the default); chunk_size (8 .. the model's maximum); max_docs (0 = every document).
+  Output (JSON): {"corpus", "model": {"ref", "max_length"}, "split_sizes": {split: n},
+    "label_counts": {split: {label: n}} or null, "labels_ok": true | false | null,
+    "sanity": str, "token_lengths": {split: {"documents", "mean", "median", "p95",
+    "longest", "max_length", "over_max", "share_over_max"}}, "chunk_size",
+    "chunks": {split: {"chunks", "tokens", "dropped_tokens"}}, "notices": [str],
+    "cache_hit", "seconds"}. Bad input (chunk size 0, empty or binary upload, ...)
+    raises an error whose message says what to change.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+from dataclasses import asdict
 
 import gradio as gr
+import numpy as np
+import pandas as pd
+
+from components.common import user_errors
+from components.plots import token_length_histogram
+from engine import corpus_stats
+from engine.data import BUNDLED_SOURCES, CorpusConfig, check_chunk_size, load_corpus, tokenize_corpus
+from engine.errors import UserError
+from engine.models import BUNDLED, ONLINE_DEFAULT, cached_tokenizer, default_model_ref, max_length_of
+from engine.offline import is_offline
+from engine.split_words import split_words
+from engine.uploads import SUPPORTED, describe_upload
+
+SOURCES = [(label, key) for key, label in BUNDLED_SOURCES.items()] + [
+    ("Hub dataset (online only)", "hub"),
+    ("Upload a file", "upload"),
+]
+SPLIT_WORD_DOCS = 2000
+CSS = """
+.ds-sample { border-left: 3px solid #3b82f6; padding: 4px 10px; margin: 8px 0; white-space: pre-wrap; }
+.ds-sample-head { font-weight: 600; font-size: 0.9em; opacity: 0.8; }
+.ds-chunk { font-family: ui-monospace, monospace; white-space: pre-wrap; line-height: 1.6; }
+.ds-special { background: #fcd34d; color: #111; border-radius: 3px; padding: 0 3px; font-weight: 600; }
+"""
+
+
+# ---------------------------------------------------------------- inputs to engine values
+
+
+def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs) -> CorpusConfig:
+    """The CorpusConfig the widgets describe, or a UserError saying which widget to fix."""
+    docs = corpus_stats.whole_number(max_docs if max_docs not in (None, "") else 0, "Documents to use")
+    if docs < 0:
+        raise UserError(f"Documents to use must be 0 (all) or more, got {docs}.")
+    column = (text_column or "").strip()
+    if source in BUNDLED_SOURCES:
+        return CorpusConfig(source=source, max_docs=docs)
+    if source == "hub":
+        if is_offline():
+            raise UserError("Hub datasets need the Hugging Face Hub, which is not reachable (offline mode): "
+                            "use a bundled corpus or upload a file.")
+        return CorpusConfig(source="hub", hub_id=(hub_id or "").strip(), text_column=column or "text", max_docs=docs)
+    if source == "upload":
+        path = upload if isinstance(upload, str) else getattr(upload, "path", None) or (upload or {}).get("path")
+        if not path:
+            raise UserError("Upload a file first (CSV, TSV, JSON, JSONL, Parquet or TXT).")
+        return CorpusConfig(source="upload", upload_path=path, text_column=column, max_docs=docs)
+    raise UserError(f"Unknown source {source!r}: use imdb, rotten_tomatoes, hub or upload.")
+
+
+def model_ref(model: str) -> str:
+    return (model or "").strip() or default_model_ref()
+
+
+def _corpus_name(cfg: CorpusConfig) -> str:
+    if cfg.source in BUNDLED_SOURCES:
+        return BUNDLED_SOURCES[cfg.source]
+    if cfg.source == "hub":
+        return f"{cfg.hub_id} (Hub)"
+    return f"{cfg.upload_path.rsplit('/', 1)[-1]} (upload, column {cfg.text_column or 'default'})"
+
+
+# ---------------------------------------------------------------- handlers
+
+
+@user_errors
+def dataset_stats(source, hub_id, upload, text_column, model, chunk_size, max_docs, progress=gr.Progress()) -> dict:
+    """The JSON summary behind `/dataset_stats` (see the module docstring)."""
+    cfg = corpus_config(source, hub_id, upload, text_column, max_docs)
+    ref = model_ref(model)
+    progress(0.0, desc="Loading the tokenizer and the corpus")
+    tokenizer, max_length = cached_tokenizer(ref), max_length_of(ref)
+    stats = corpus_stats.dataset_stats(cfg, tokenizer, max_length, chunk_size, progress)
+    return {"corpus": _corpus_name(cfg), "model": {"ref": ref, "max_length": max_length}, **stats}
+
+
+@user_errors
+def dataset_view(source, hub_id, upload, text_column, model, chunk_size, max_docs, n_samples, seed,
+                 progress=gr.Progress()):
+    """Every widget of the tab; runs after dataset_stats, so the tokenization is cached."""
+    cfg = corpus_config(source, hub_id, upload, text_column, max_docs)
+    ref = model_ref(model)
+    tokenizer, max_length = cached_tokenizer(ref), max_length_of(ref)
+    corpus = load_corpus(cfg)
+    tokenized = tokenize_corpus(cfg, tokenizer, progress)
+    counts = corpus_stats.label_counts(corpus)
+    check = corpus_stats.label_check(counts)
+    lengths = [corpus_stats.length_summary(tokenized.splits[s].doc_lengths, max_length) for s in corpus_stats.SPLITS]
+    all_lengths = np.concatenate([tokenized.splits[s].doc_lengths for s in corpus_stats.SPLITS])
+    progress(0.9, desc=f"Counting the words the tokenizer splits ({SPLIT_WORD_DOCS:,} sampled documents)")
+    words = split_words(corpus["train"][:]["text"], tokenizer, SPLIT_WORD_DOCS, int(seed or 0))
+    chunk_md, chunk_html = chunk_view(tokenized, chunk_size, max_length, tokenizer)
+    return (
+        corpus_stats.split_sizes(corpus),
+        counts,
+        sanity_markdown(check, corpus),
+        samples_html(corpus_stats.random_samples(corpus, n_samples, seed)),
+        token_length_histogram(all_lengths, max_length),
+        pd.DataFrame([{"split": s, **asdict(x)} for s, x in zip(corpus_stats.SPLITS, lengths)]),
+        chunk_md,
+        chunk_html,
+        words.most_pieces,
+        words.most_frequent,
+        words.summary(),
+    )
+
+
+@user_errors
+def samples_only(source, hub_id, upload, text_column, max_docs, n_samples, seed) -> str:
+    corpus = load_corpus(corpus_config(source, hub_id, upload, text_column, max_docs))
+    return samples_html(corpus_stats.random_samples(corpus, n_samples, seed))
+
+
+@user_errors
+def chunks_only(source, hub_id, upload, text_column, model, chunk_size, max_docs, progress=gr.Progress()):
+    cfg = corpus_config(source, hub_id, upload, text_column, max_docs)
+    ref = model_ref(model)
+    tokenizer = cached_tokenizer(ref)
+    return chunk_view(tokenize_corpus(cfg, tokenizer, progress), chunk_size, max_length_of(ref), tokenizer)
+
+
+def on_upload(upload):
+    """Fill the text-column picker from the file; report a bad file here rather than later."""
+    path = upload if isinstance(upload, str) else None
+    if not path:
+        return gr.update(choices=["text"], value="text"), ""
+    try:
+        info = describe_upload(path)
+    except UserError as exc:
+        return gr.update(choices=[], value=None), f"⚠️ {exc}"
+    notes = "".join(f"\n- ⚠️ {n}" for n in info.notices)
+    summary = (f"**{html.escape(info.name)}**: {info.kind}, {info.rows:,} rows. Text column picked: "
+               f"`{info.default}` ({'named text' if info.default == 'text' else 'the longest texts'}).")
+    return gr.update(choices=info.columns, value=info.default), summary + notes
+
+
+def on_source(source):
+    hub, upload = source == "hub", source == "upload"
+    return gr.update(visible=hub), gr.update(visible=upload), gr.update(visible=hub or upload)
+
+
+# ---------------------------------------------------------------- views
+
+
+def sanity_markdown(check: corpus_stats.LabelCheck, corpus) -> str:
+    icon = {True: "✅", False: "⚠️", None: "ℹ️"}[check.ok]
+    notes = "".join(f"\n\n⚠️ {html.escape(n)}" for n in corpus_stats.corpus_notices(corpus))
+    return f"**Label sanity check** {icon} {check.message}{notes}"
+
+
+def samples_html(frame: pd.DataFrame) -> str:
+    parts = []
+    for i, row in enumerate(frame.itertuples(index=False), start=1):
+        label = f" · label {html.escape(str(row.label))}" if "label" in frame.columns else ""
+        parts.append(f'<div class="ds-sample"><div class="ds-sample-head">Sample {i}{label}</div>'
+                     f"{html.escape(row.text)}</div>")
+    return "".join(parts) or "<p>No documents.</p>"
+
+
+def chunk_view(tokenized, chunk_size, max_length: int, tokenizer) -> tuple[str, str]:
+    """The chunking counts per split and one decoded train chunk with the boundaries highlighted."""
+    size = check_chunk_size(chunk_size, max_length)
+    previews = {s: corpus_stats.chunk_preview(tokenized.splits[s], size, tokenizer) for s in corpus_stats.SPLITS}
+    lines = [f"**Chunks of {size} tokens** (the remainder of each split is dropped once, as in the course):"]
+    for split, p in previews.items():
+        lines.append(f"- {split}: {p.tokens:,} tokens → **{p.chunks:,} chunks**, {p.dropped:,} tokens dropped")
+    train = previews["train"]
+    if train.chunks == 0:
+        return "\n".join(lines), "<p>The train split is shorter than one chunk: pick a smaller chunk size.</p>"
+    where = (f"Train chunk {train.index:,}: {train.boundaries} document boundar"
+             f"{'y' if train.boundaries == 1 else 'ies'} ({tokenizer.sep_token} {tokenizer.cls_token}) inside.")
+    lines.append(where if train.boundaries else f"Train chunk {train.index:,} (no document boundary inside).")
+    return "\n".join(lines), f'<div class="ds-chunk">{_highlight_specials(train.text, tokenizer)}</div>'
+
+
+def _highlight_specials(text: str, tokenizer) -> str:
+    shown = html.escape(text)
+    for token in sorted(set(tokenizer.all_special_tokens), key=len, reverse=True):
+        escaped = html.escape(token)
+        shown = shown.replace(escaped, f'<span class="ds-special">{escaped}</span>')
+    return shown
+
+
+# ---------------------------------------------------------------- layout
 
 
 def render() -> None:
-    gr.Markdown("Dataset: coming soon.")
+    gr.Markdown(
+        "### Look at the corpus first\nAs in the course: check the split sizes and that the labels are really 0/1, "
+        "read a few samples, see how long the texts are against the model's maximum, how they are cut into chunks, "
+        "and which words the tokenizer does not know as a whole (the domain vocabulary that adaptation helps with)."
+    )
+    with gr.Row():
+        with gr.Column():
+            source = gr.Radio(SOURCES, value="imdb", label="Corpus", elem_id="ds-source")
+            hub_note = " (offline now: use a bundled corpus or an upload)" if is_offline() else ""
+            hub_id = gr.Textbox("stanfordnlp/imdb", label=f"Hub dataset id{hub_note}", visible=False)
+            upload = gr.File(label="Your corpus: " + ", ".join(sorted(SUPPORTED)), file_types=sorted(SUPPORTED),
+                             type="filepath", visible=False, elem_id="ds-upload")
+            text_column = gr.Dropdown(["text"], value="text", allow_custom_value=True, visible=False,
+                                      label="Text column")
+            upload_note = gr.Markdown(elem_id="ds-upload-note")
+        with gr.Column():
+            choices = list(dict.fromkeys([default_model_ref(), BUNDLED] + ([] if is_offline() else [ONLINE_DEFAULT])))
+            model = gr.Dropdown(choices, value=default_model_ref(), allow_custom_value=True,
+                                label="Tokenizer of model: bundled, a local folder or a Hub id")
+            chunk_size = gr.Number(128, precision=0, label="Chunk size (tokens; press Enter to update the preview)",
+                                   elem_id="ds-chunk-size")
+            with gr.Row():
+                n_samples = gr.Number(3, precision=0, label="Samples", minimum=1, maximum=corpus_stats.MAX_SAMPLES)
+                seed = gr.Number(42, precision=0, label="Seed", minimum=0)
+                reroll = gr.Button("Re-roll samples")
+            max_docs = gr.Number(0, precision=0, label="Documents to use (0 = all)", minimum=0)
+            analyse = gr.Button("Analyse corpus", variant="primary", elem_id="ds-analyse")
+
+    sanity = gr.Markdown(elem_id="ds-sanity")
+    with gr.Row():
+        sizes = gr.Dataframe(label="Split sizes (documents)", interactive=False)
+        labels = gr.Dataframe(label="Labels per split", interactive=False)
+    gr.Markdown("### Samples")
+    samples = gr.HTML(css_template=CSS, elem_id="ds-samples")
+    gr.Markdown("### Token lengths")
+    histogram = gr.Plot(label="Tokens per document")
+    lengths = gr.Dataframe(label="Token lengths per split", interactive=False)
+    gr.Markdown("### Chunking preview")
+    chunk_md = gr.Markdown(elem_id="ds-chunk-summary")
+    chunk_html = gr.HTML(css_template=CSS, elem_id="ds-chunk")
+    gr.Markdown("### Words the tokenizer splits")
+    words_md = gr.Markdown()
+    with gr.Row():
+        pieces = gr.Dataframe(label="Split into the most pieces", interactive=False)
+        frequent = gr.Dataframe(label="Split words met most often", interactive=False)
+    with gr.Accordion("Summary as JSON (what /dataset_stats returns)", open=False):
+        stats_json = gr.JSON(label="dataset_stats")
+
+    corpus_inputs = [source, hub_id, upload, text_column]
+    view_outputs = [sizes, labels, sanity, samples, histogram, lengths, chunk_md, chunk_html, pieces, frequent,
+                    words_md]
+    source.change(on_source, source, [hub_id, upload, text_column], api_visibility="private")
+    upload.change(on_upload, upload, [text_column, upload_note], api_visibility="private")
+    analyse.click(
+        dataset_stats, [*corpus_inputs, model, chunk_size, max_docs], stats_json, api_name="dataset_stats",
+        show_progress_on=[sizes, sanity, histogram],
+    ).success(
+        dataset_view, [*corpus_inputs, model, chunk_size, max_docs, n_samples, seed], view_outputs,
+        api_visibility="private", show_progress_on=[samples, histogram, pieces],
+    )
+    sample_inputs = [*corpus_inputs, max_docs, n_samples, seed]
+    reroll.click(lambda: random.randrange(100_000), None, seed, api_visibility="private").then(
+        samples_only, sample_inputs, samples, api_visibility="private")
+    seed.submit(samples_only, sample_inputs, samples, api_visibility="private")
+    chunk_size.submit(chunks_only, [*corpus_inputs, model, chunk_size, max_docs], [chunk_md, chunk_html],
+                      api_visibility="private")
