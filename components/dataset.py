@@ -201,7 +201,7 @@ def chunk_view(tokenized, chunk_size, max_length: int, tokenizer) -> tuple[str, 
         return "\n".join(lines), "<p>The train split is shorter than one chunk: pick a smaller chunk size.</p>"
     where = (f"Train chunk {train.index:,}: {train.boundaries} document boundar"
              f"{'y' if train.boundaries == 1 else 'ies'} ({tokenizer.sep_token} {tokenizer.cls_token}) inside.")
-    lines.append(where if train.boundaries else f"Train chunk {train.index:,} (no document boundary inside).")
+    lines.append("\n" + (where if train.boundaries else f"Train chunk {train.index:,} (no document boundary inside)."))
     return "\n".join(lines), f'<div class="ds-chunk">{_highlight_specials(train.text, tokenizer)}</div>'
 
 
