@@ -17,7 +17,7 @@ from engine import compare as cmp
 from engine.downstream import ProbeConfig, downstream_check
 from engine.errors import UserError
 from engine.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, result_rows
-from engine.model_cache import View, shared_cache
+from engine.model_cache import View, human_bytes, shared_cache
 from engine.models import ModelInfo, default_model_ref, tokenization_view
 
 COURSE_SIZES = "the course contrasts DistilBERT's 67M with BERT-base's 110M"
@@ -39,7 +39,7 @@ def info_frame(view: View) -> pd.DataFrame:
             ("hidden size", i.hidden_size), ("attention heads", i.heads), ("vocabulary", f"{i.vocab_size:,}"),
             ("max length (tokens)", i.max_length), ("mask token", i.mask_token),
             ("MLM head", "trained" if i.head_trained else "untrained until fine-tuned"),
-            ("memory (weights)", f"{view.memory_bytes / 2**20:.1f} MB")]
+            ("memory (weights)", human_bytes(view.memory_bytes))]
     return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["property", "value"])
 
 
@@ -59,6 +59,14 @@ def _model(ref: str | None) -> View:
 def load_model(ref: str, text: str):
     view = _model(ref)
     return info_markdown(view.info), info_frame(view), tokens_frame(view, text)
+
+
+def panel_on_load(ref: str, text: str):
+    """The model panel filled when the page opens; a model that cannot load says so in place."""
+    try:
+        return load_model.__wrapped__(ref, text)
+    except UserError as exc:
+        return f"**Model not loaded:** {exc}", pd.DataFrame(), pd.DataFrame()
 
 
 @user_errors
@@ -215,4 +223,5 @@ def render(demo: gr.Blocks) -> None:
     ppl_btn.click(run_perplexity, [models, model_ref, max_rows], [ppl_df, ppl_plot, ppl_note],
                   api_name="compare_perplexity")
     ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds], [ds_df, ds_plot], api_name="downstream_check")
+    demo.load(panel_on_load, [model_ref, text], [info_md, info_df, tokens_df], api_visibility="private")
     demo.load(on_load, [model_ref, top_k], [models, text, *cmp_outputs], api_visibility="private")

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from engine.compare import Column, CompareResult
 from engine.fill_mask import FillMaskResult
+from engine.model_cache import human_bytes
 
 HIGHLIGHT = 0.01  # a probability change smaller than this is noise, not a move worth colouring
 
@@ -39,7 +40,7 @@ def _bar(p: float) -> str:
 def _column_html(col: Column) -> str:
     ups = {(m.mask, m.token): m.change for m in col.moves if m.change >= HIGHLIGHT}
     downs = [m for m in col.moves if m.change <= -HIGHLIGHT]
-    memory = f"{col.memory_bytes / 2**20:.2f} MB" if col.memory_bytes >= 2**20 else f"{col.memory_bytes / 1024:.1f} KB"
+    memory = human_bytes(col.memory_bytes)
     kind = "LoRA adapter (shares the base)" if col.kind == "lora" else "full model"
     parts = [f'<div class="mlm-col" style="flex:1;min-width:200px;border:1px solid #ccc;border-radius:6px;padding:8px">',
              f"<b>{html.escape(col.label)}</b><br><small>{kind}, {memory} in memory</small>"]

@@ -203,20 +203,25 @@ class ModelCache:
         """One row per view, plus a row for a base held only for its adapters."""
         with self.lock:
             rows = [
-                {
-                    "model": v.label,
-                    "kind": "LoRA adapter" if v.kind == "lora" else "full model",
-                    "memory_MB": round(v.memory_bytes / 2**20, 2),
-                    "note": f"shares the base weights of {Path(v.slot.src).name}" if v.kind == "lora" else "",
-                }
+                _memory_row(v.label, "LoRA adapter" if v.kind == "lora" else "full model", v.memory_bytes,
+                            f"shares the base weights of {Path(v.slot.src).name}" if v.kind == "lora" else "")
                 for v in self._views.values()
             ]
             plain = {v.slot.src for v in self._views.values() if v.kind == "full"}
-            for src, slot in self._slots.items():
-                if src not in plain:
-                    rows.append({"model": Path(src).name, "kind": "shared base", "memory_MB":
-                                 round(slot.bytes / 2**20, 2), "note": "held for its LoRA adapters"})
+            rows += [_memory_row(Path(src).name, "shared base", slot.bytes, "held for its LoRA adapters")
+                     for src, slot in self._slots.items() if src not in plain]
             return rows
+
+
+def human_bytes(n: int) -> str:
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def _memory_row(model: str, kind: str, n: int, note: str) -> dict:
+    return {"model": model, "kind": kind, "memory": human_bytes(n), "bytes": int(n), "note": note}
 
 
 def _adapter_state(peft_model, name: str) -> dict:
