@@ -40,7 +40,8 @@ def label_counts(corpus) -> pd.DataFrame:
     for split in SPLITS:
         if "label" not in corpus[split].column_names:
             continue
-        counts = pd.Series(corpus[split][:]["label"]).value_counts(dropna=False).sort_index()
+        labels = corpus[split].select_columns(["label"])[:]["label"]  # one Arrow slice, without the texts
+        counts = pd.Series(labels).value_counts(dropna=False).sort_index()
         total = int(counts.sum())
         for label, n in counts.items():
             shown = "(missing)" if pd.isna(label) else str(label)

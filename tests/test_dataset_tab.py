@@ -33,7 +33,8 @@ def test_bad_chunk_size_is_an_error_and_the_server_keeps_serving(client):
 
 def test_upload_with_a_picked_column(client, tmp_path):
     path = tmp_path / "reviews.csv"
-    texts = [f"Review {i}: a {'great' if i % 2 else 'dull'} film with a fine cast and a long plot. " * 4 for i in range(40)]
+    texts = [f"Review {i}: a {'great' if i % 2 else 'dull'} film with a fine cast and a long plot. " * 4
+             for i in range(40)]
     pd.DataFrame({"id": range(40), "body": texts, "label": [i % 3 for i in range(40)]}).to_csv(path, index=False)
     result = stats(client, source="upload", upload=handle_file(str(path)), text_column="body", max_docs=0)
     assert sum(result["split_sizes"].values()) == 40

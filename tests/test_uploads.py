@@ -48,7 +48,8 @@ def test_table_formats_read_text_and_label(tmp_path, frame, ext):
 
 
 def test_column_picker_prefers_text_then_longest(tmp_path):
-    path = write(tmp_path, "a.csv", "id,title,body\n1,Short,A much longer body of text here\n2,Tiny,Another long body text\n")
+    content = "id,title,body\n1,Short,A much longer body of text here\n2,Tiny,Another long body text\n"
+    path = write(tmp_path, "a.csv", content)
     assert upload_columns(path) == ["body", "title"]  # 'id' holds numbers, not text
     assert read_upload(path, "", "label")["text"][0] == "A much longer body of text here"  # "" = default pick
     path2 = write(tmp_path, "b.csv", "text,body\nshort,A much longer body of text here\n")
