@@ -44,9 +44,17 @@ def label_counts(corpus) -> pd.DataFrame:
         counts = pd.Series(labels).value_counts(dropna=False).sort_index()
         total = int(counts.sum())
         for label, n in counts.items():
-            shown = "(missing)" if pd.isna(label) else str(label)
+            shown = _label_text(label)
             rows.append({"split": split, "label": shown, "documents": int(n), "share": round(n / total, 4)})
     return pd.DataFrame(rows, columns=["split", "label", "documents", "share"])
+
+
+def _label_text(label) -> str:
+    if pd.isna(label):
+        return "(missing)"
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))  # a label column with gaps is read as floats: 1.0 is label 1
+    return str(label)
 
 
 @dataclass
@@ -129,7 +137,7 @@ def length_summary(doc_lengths: np.ndarray, max_length: int) -> LengthSummary:
         documents=int(lengths.size),
         mean=round(float(lengths.mean()), 1),
         median=float(np.median(lengths)),
-        p95=float(np.percentile(lengths, 95)),
+        p95=round(float(np.percentile(lengths, 95)), 1),
         longest=int(lengths.max()),
         max_length=int(max_length),
         over_max=over,

@@ -48,6 +48,13 @@ def test_no_label_column_is_said_so():
     assert check.ok is None and "No label column" in check.message
 
 
+def test_float_labels_with_gaps():
+    counts = cs.label_counts(corpus_with([0.0, 1.0, None, 1.0], [0.0, 1.0]))
+    assert set(counts[counts["split"] == "train"]["label"]) == {"0", "1", "(missing)"}
+    check = cs.label_check(counts)
+    assert check.ok is False and "train has (missing)" in check.message
+
+
 def test_one_class_split_is_noted():
     check = cs.label_check(cs.label_counts(corpus_with([1, 1, 1], [0, 1])))
     assert check.ok is True and "train has only label 1" in check.message
