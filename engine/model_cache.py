@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,10 +139,14 @@ class ModelCache:
         from peft import PeftModel
 
         try:
-            if slot.peft is None:
-                slot.peft = PeftModel.from_pretrained(slot.model, adapter_dir, adapter_name=name)
-            else:
-                slot.peft.load_adapter(adapter_dir, adapter_name=name)
+            with warnings.catch_warnings():
+                # peft looks for the base's config.json under the adapter's base name ("bundled")
+                # to check the vocabulary; the base is already loaded here, so the warning is noise.
+                warnings.filterwarnings("ignore", message="Could not find a config file")
+                if slot.peft is None:
+                    slot.peft = PeftModel.from_pretrained(slot.model, adapter_dir, adapter_name=name)
+                else:
+                    slot.peft.load_adapter(adapter_dir, adapter_name=name)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise UserError(f"Could not apply the LoRA adapter in {adapter_dir!r}: {exc}") from exc
         slot.peft.eval()

@@ -90,3 +90,29 @@ def test_server_keeps_serving_after_errors(client):
     _error(client, [], GREAT, 5, "bundled", api_name="/compare")
     notice, html, *_ = client.predict(["base"], GREAT, 2, "bundled", api_name="/compare")
     assert "base: bundled" in html
+
+
+def test_prompt_list_table_and_csv(client, app_runs, tiny_model_dir):
+    wide, csv_path = client.predict(["base", TRAINED], "this is a great [MASK].\nI [MASK] it.", tiny_model_dir,
+                                    api_name="/compare_prompts")
+    rows = _rows(wide)
+    assert len(rows) == 2 and any(h.startswith(TRAINED) for h in wide["headers"])
+    with open(csv_path) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "prompt,mask,model,top1,probability" and len(lines) == 1 + 2 * 2
+
+
+def test_prompt_list_bad_line(client):
+    assert "Prompt 2" in _error(client, ["base"], "a [MASK]\nnothing", "bundled", api_name="/compare_prompts")
+
+
+def test_perplexity_table(client, app_runs, tiny_model_dir):
+    frame, _plot, note = client.predict(["base", TRAINED], tiny_model_dir, 16, api_name="/compare_perplexity")
+    ppl = {r["model"].split(" ")[0]: r["perplexity"] for r in _rows(frame)}
+    assert ppl[TRAINED] < ppl["base:"] and TRAINED in note
+
+
+def test_downstream_check_on_a_small_slice(client, tiny_model_dir):
+    frame, _plot = client.predict(["base"], tiny_model_dir, 40, 2, api_name="/downstream_check")
+    row = _rows(frame)[0]
+    assert 0.0 <= row["accuracy_mean"] <= 1.0 and len(str(row["accuracies"]).split(", ")) == 2
