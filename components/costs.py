@@ -1,7 +1,314 @@
-"""Costs tab (being built)."""
+"""Costs tab: LoRA versus full fine-tuning, priced before you train and checked after.
+
+Parameters (exact, through peft on a meta-device model), peak memory by part, whether it
+fits the GPU, checkpoint size, FLOPs, time and money per epoch, the textbook's
+r(d+k)/(d·k) with the numbers filled in, and a finished run's measurements next to the
+prediction. engine.costs does all the arithmetic; this module only builds widgets.
+
+Public API (gradio_client), `/estimate`:
+    client.predict(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save,
+                   batch_size, seq_len, precision, optimizer, grad_checkpointing, head,
+                   mlm_probability, gpu, gpu_memory_gib, tflops_16bit, tflops_fp32,
+                   price_per_hour, corpus_tokens, epochs, utilisation, calibration_run,
+                   api_name="/estimate")
+  Inputs: model ("bert-base-uncased", "distilbert-base-uncased", "bert-large-uncased",
+    "roberta-base", "roberta-large", "bundled", a local folder, or a Hub id when online:
+    only its config is read); lora_r (rank, 1 .. the layer width); lora_alpha;
+    lora_dropout (0 <= p < 1); targets ("query,value", "all-linear", or "" for the
+    model's default); modules_to_save ("" or comma-separated module names trained in
+    full); batch_size (>= 1); seq_len (8 .. the model's maximum); precision ("fp32" |
+    "fp16" | "bf16" (mixed) | "bf16-pure"); optimizer ("adamw" | "adamw8bit" | "sgd");
+    grad_checkpointing (bool); head ("masked": MLM head on masked positions only, as
+    this app trains | "all": every position); mlm_probability (0 < p < 1); gpu (a
+    preset name, e.g. "NVIDIA A100 (40 GB)"); gpu_memory_gib, tflops_16bit,
+    tflops_fp32, price_per_hour (text; "" keeps the preset's figure); corpus_tokens
+    (tokens per epoch, text, commas allowed; "0" = no time or money); epochs;
+    utilisation ("" = default 0.35 or the calibration run's); calibration_run ("" or a
+    finished run id).
+  Output (JSON): {"model", "settings", "gpu", "selected", "full": side, "lora": side,
+    "reduction": {"per_shape": [...], "lora_params", "targeted_weights",
+    "percent_of_targeted", "text"}, "calibration": null | {...}, "notes": [str]}
+    where side = {"params": {"total", "trainable", "trainable_percent", "adapter"},
+    "memory": {"parts": {weights, gradients, optimizer, activations, logits, overhead}
+    (bytes at the peak moment), "peak_allocated", "total", "fits", "gpu_memory",
+    "moment", ...}, "checkpoint": {"model_or_adapter", "resumable_checkpoint"},
+    "flops": {"per_token", "per_token_forward", "per_token_backward", "six_n_per_token",
+    "attention_per_token", "head_per_token", "head_share", "per_epoch", ...},
+    "time": null | {"tokens_per_s", "seconds_per_epoch", "cost_per_epoch",
+    "total_seconds", "total_cost", "utilisation", ...}}. Bad input (rank 0, unknown
+    target module, batch 0, sequence above the model's maximum, a price of text, an
+    unknown model offline) raises an error whose message says what to change.
+"""
+
+from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
+
+from components.common import user_errors
+from components.cost_plots import memory_bars
+from engine.costs import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
+from engine.costs_arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_presets
+from engine.costs_calibrate import finished_runs
+from engine.costs_memory import OPTIMIZER_LABELS, PARTS
+from engine.costs_time import DEFAULT_UTILISATION
+from engine.gpu_presets import DEFAULT_GPU, PRESETS, preset
+
+GIB, MIB = 1024**3, 1024**2
+DEFAULT_MODEL = "bert-base-uncased"
+CUSTOM = "custom (type below)"
+
+
+# ---------------------------------------------------------------- handlers
+
+
+@user_errors
+def run_estimate(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save, batch_size, seq_len,
+                 precision, optimizer, grad_checkpointing, head, mlm_probability, gpu, gpu_memory_gib,
+                 tflops_16bit, tflops_fp32, price_per_hour, corpus_tokens, epochs, utilisation,
+                 calibration_run) -> dict:
+    settings = CostSettings(
+        model=(model or DEFAULT_MODEL).strip(), lora_r=_given(lora_r, "LoRA rank r"),
+        lora_alpha=_given(lora_alpha, "LoRA alpha"), lora_dropout=_given(lora_dropout, "LoRA dropout"),
+        lora_targets=targets or "", modules_to_save=modules_to_save or "",
+        batch_size=_given(batch_size, "Batch size"), seq_len=_given(seq_len, "Sequence length"),
+        precision=precision, optimizer=optimizer, grad_checkpointing=bool(grad_checkpointing), head=head,
+        mlm_probability=_given(mlm_probability, "Masking probability"), gpu=gpu or DEFAULT_GPU,
+        gpu_memory_gib=gpu_memory_gib, gpu_tflops_16bit=tflops_16bit, gpu_tflops_fp32=tflops_fp32,
+        gpu_price_per_hour=price_per_hour, corpus_tokens=corpus_tokens or 0,
+        epochs=_given(epochs, "Epochs"), utilisation=utilisation or None, calibration_run=calibration_run or "",
+    )
+    return estimate(settings)
+
+
+def _given(value, label: str):
+    if value is None or value == "":
+        from engine.errors import UserError
+
+        raise UserError(f"{label} is empty: type a number.")
+    return value
+
+
+def show(result: dict):
+    """The estimate's widgets: summary, memory bars, side-by-side table, formula, calibration."""
+    return (summary_md(result), memory_bars(result), side_by_side(result), formula_md(result),
+            calibration_md(result.get("calibration")))
+
+
+def summary_md(e: dict) -> str:
+    full, lora = e["full"], e["lora"]
+    gpu = e["gpu"]["name"]
+
+    def fits(side):
+        verdict = "fits" if side["memory"]["fits"] else "**does not fit**"
+        return f"{verdict} {gpu} ({side['memory']['total'] / GIB:.2f} of {e['gpu']['memory_gib']:g} GiB)"
+
+    lines = [
+        f"**{e['model']['name']}**: full fine-tuning {fits(full)}; LoRA {fits(lora)}.",
+        f"LoRA trains {lora['params']['trainable']:,} parameters ({lora['params']['trainable_percent']:.2f}% "
+        f"of {lora['params']['total']:,}) and needs {lora['flops']['per_token'] / full['flops']['per_token']:.0%} "
+        f"of full fine-tuning's FLOPs per token; its adapter is {lora['checkpoint']['model_or_adapter'] / MIB:.1f} MiB "
+        f"against {full['checkpoint']['model_or_adapter'] / MIB:.0f} MiB for the full model.",
+    ]
+    if full["time"]:
+        t_full, t_lora = full["time"], lora["time"]
+        lines.append(
+            f"Per epoch: full {duration(t_full['seconds_per_epoch'])} ({money(t_full['cost_per_epoch'])}), "
+            f"LoRA {duration(t_lora['seconds_per_epoch'])} ({money(t_lora['cost_per_epoch'])}) at "
+            f"{t_full['utilisation']:.0%} utilisation ({t_full['utilisation_source']})."
+        )
+    else:
+        lines.append("Type the corpus tokens per epoch (or count the bundled corpus) to see time and money.")
+    return "\n\n".join(lines)
+
+
+def side_by_side(e: dict) -> pd.DataFrame:
+    rows = []
+
+    def row(label, fn, unit=""):
+        rows.append({"": label, "Full fine-tuning": fn(e["full"]) + unit, "LoRA": fn(e["lora"]) + unit})
+
+    row("trainable parameters", lambda s: f"{s['params']['trainable']:,}")
+    row("trainable share", lambda s: f"{s['params']['trainable_percent']:.3f}%")
+    for part in PARTS:
+        row(f"memory: {part}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
+    row("peak allocated (max_memory_allocated)", lambda s: f"{s['memory']['peak_allocated'] / GIB:.3f}", " GiB")
+    row("total with overhead", lambda s: f"{s['memory']['total'] / GIB:.3f}", " GiB")
+    row(f"fits {e['gpu']['name']}", lambda s: "yes" if s["memory"]["fits"] else "NO")
+    row("peak moment", lambda s: s["memory"]["moment"])
+    row("saved for backward (whole step)", lambda s: f"{s['memory']['saved_for_backward'] / GIB:.3f}", " GiB")
+    row("checkpoint on disk (model / adapter)", lambda s: f"{s['checkpoint']['model_or_adapter'] / MIB:.1f}", " MiB")
+    row("resumable checkpoint (+ optimizer)", lambda s: f"{s['checkpoint']['resumable_checkpoint'] / MIB:.1f}", " MiB")
+    row("GFLOPs per token (forward + backward)", lambda s: f"{s['flops']['per_token'] / 1e9:.3f}")
+    row("  forward / backward", lambda s: f"{s['flops']['per_token_forward'] / 1e9:.3f} / "
+                                         f"{s['flops']['per_token_backward'] / 1e9:.3f}")
+    row("  6N rule of thumb", lambda s: f"{s['flops']['six_n_per_token'] / 1e9:.3f}")
+    row("  attention score/context matmuls", lambda s: f"{s['flops']['attention_per_token'] / 1e9:.4f}")
+    row("  MLM head share", lambda s: f"{100 * s['flops']['head_share']:.1f}%")
+    if e["full"]["time"]:
+        row("PFLOPs per epoch", lambda s: f"{s['flops']['per_epoch'] / 1e15:.2f}")
+        row("tokens/s", lambda s: f"{s['time']['tokens_per_s']:,.0f}")
+        row("time per epoch", lambda s: duration(s["time"]["seconds_per_epoch"]))
+        row("cost per epoch", lambda s: money(s["time"]["cost_per_epoch"]))
+        row(f"total for {e['full']['time']['epochs']:g} epochs",
+            lambda s: f"{duration(s['time']['total_seconds'])}, {money(s['time']['total_cost'])}")
+    return pd.DataFrame(rows)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def money(dollars: float) -> str:
+    return f"${dollars:.4f}" if dollars < 0.01 else f"${dollars:,.2f}"
+
+
+def formula_md(e: dict) -> str:
+    red = e["reduction"]
+    lines = ["**The textbook's reduction, filled in** — LoRA replaces the update of a d×k weight by "
+             "B (d×r) · A (r×k):"]
+    lines += [f"- {row['examples']} ({row['count']} matrices): {row['text']}" for row in red["per_shape"]]
+    lines.append(f"- all targeted layers: {red['text']}")
+    return "\n".join(lines)
+
+
+def calibration_md(c: dict | None) -> str:
+    if not c:
+        return "Pick a finished run to compare its measured peak memory and speed with the prediction."
+    ratio = f" (predicted / measured = {c['peak_ratio']:.2f})" if c.get("peak_ratio") else ""
+    s = c["settings"]
+    return "\n".join([
+        f"**Run {c['run_id']}** ({s['method']}, {s['model']}, batch {s['batch_size']}, {s['seq_len']} tokens, "
+        f"{s['precision']}, device {c['device']}):",
+        "",
+        "| | measured | predicted |",
+        "|---|---|---|",
+        f"| peak memory | {c['measured_peak_memory_bytes'] / GIB:.3f} GiB | "
+        f"{c['predicted_peak_memory_bytes'] / GIB:.3f} GiB{ratio} |",
+        f"| tokens/s | {c['measured_tokens_per_s']:,.0f} | {c['predicted_tokens_per_s']:,.0f} "
+        f"(at {DEFAULT_UTILISATION:.0%} of peak) |",
+        "",
+        f"Implied utilisation of the chosen GPU: {c['implied_utilisation']:.1%}. {c['note']}",
+    ])
+
+
+@user_errors
+def on_model(model: str):
+    arch = load_arch((model or DEFAULT_MODEL).strip())
+    presets = target_presets(arch)
+    first = next(iter(presets))
+    return (gr.update(choices=[*presets, CUSTOM], value=first), _targets_text(presets[first]),
+            f"{arch.name}: {arch.layers} layers, hidden {arch.hidden}, {arch.heads} heads, vocabulary "
+            f"{arch.vocab:,}, at most {arch.max_length} tokens.")
+
+
+def on_target_preset(model: str, choice: str):
+    if choice == CUSTOM:
+        return gr.update()
+    presets = target_presets(load_arch((model or DEFAULT_MODEL).strip()))
+    return _targets_text(presets[choice]) if choice in presets else gr.update()
+
+
+def _targets_text(targets) -> str:
+    return targets if targets == ALL_LINEAR else ", ".join(targets)
+
+
+def on_gpu(name: str):
+    p = preset(name)
+    return (str(p.memory_gib), str(p.tflops_16bit), str(p.tflops_fp32), str(p.price_per_hour),
+            f"Price read {p.price_date}: {p.price_source}. Memory is what PyTorch reports (GiB).")
+
+
+@user_errors
+def count_corpus(source: str, seq_len):
+    counted = bundled_corpus_tokens(source or "imdb", seq_len)
+    return f"{counted['tokens']:,}", counted["note"]
+
+
+def refresh_runs():
+    return gr.update(choices=[("none", ""), *finished_runs()], value="")
+
+
+# ---------------------------------------------------------------- layout
 
 
 def render() -> None:
-    gr.Markdown("Costs: coming soon.")
+    gr.Markdown(
+        "### What will it cost? Full fine-tuning versus LoRA\n"
+        "Parameter counts are exact (the model is built on PyTorch's meta device and wrapped by peft, with no "
+        "weights). Memory adds weights, gradients, optimizer state, the activations autograd keeps for backward "
+        "(replayed op by op), the loss's vocabulary-sized buffers and framework overhead. Our trainer applies the "
+        "MLM head to the masked positions only; switch to *every position* to see what the usual head costs."
+    )
+    arch = load_arch(DEFAULT_MODEL)
+    presets = target_presets(arch)
+    first_gpu = preset(DEFAULT_GPU)
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("**Model and LoRA**")
+            model = gr.Dropdown(list(ARCH_CHOICES), value=DEFAULT_MODEL, allow_custom_value=True,
+                                label="Architecture: bundled config, 'bundled' MiniLM, a folder or a Hub id",
+                                elem_id="costs-model")
+            model_md = gr.Markdown()
+            with gr.Row():
+                lora_r = gr.Number(8, precision=0, label="LoRA rank r", elem_id="costs-r")
+                lora_alpha = gr.Number(16, label="LoRA alpha")
+                lora_dropout = gr.Number(0.05, label="LoRA dropout")
+            target_preset = gr.Dropdown([*presets, CUSTOM], value=next(iter(presets)), label="Target modules preset")
+            targets = gr.Textbox(_targets_text(next(iter(presets.values()))), elem_id="costs-targets",
+                                 label="Target modules (comma-separated, or all-linear)")
+            modules_to_save = gr.Textbox("", label="Modules to save (trained in full next to LoRA; optional)")
+        with gr.Column():
+            gr.Markdown("**Training step**")
+            with gr.Row():
+                batch_size = gr.Number(32, precision=0, label="Batch size", elem_id="costs-batch")
+                seq_len = gr.Number(128, precision=0, label="Sequence length (tokens)")
+            precision = gr.Radio([(v, k) for k, v in PRECISION_LABELS.items()], value="fp16", label="Precision")
+            optimizer = gr.Radio([(v, k) for k, v in OPTIMIZER_LABELS.items()], value="adamw", label="Optimizer")
+            grad_ckpt = gr.Checkbox(False, label="Gradient checkpointing")
+            head = gr.Radio([("masked positions only (this app's trainer)", "masked"), ("every position", "all")],
+                            value="masked", label="MLM head applied to")
+            mlm_probability = gr.Number(0.15, label="Masking probability")
+        with gr.Column():
+            gr.Markdown("**GPU, corpus and time**")
+            gpu = gr.Dropdown(list(PRESETS), value=DEFAULT_GPU, label="GPU preset (every figure editable)")
+            with gr.Row():
+                gpu_memory = gr.Textbox(str(first_gpu.memory_gib), label="Memory (GiB)")
+                tflops16 = gr.Textbox(str(first_gpu.tflops_16bit), label="16-bit TFLOPS (dense)")
+                tflops32 = gr.Textbox(str(first_gpu.tflops_fp32), label="FP32 TFLOPS")
+                price = gr.Textbox(str(first_gpu.price_per_hour), label="Price per hour ($)", elem_id="costs-price")
+            price_md = gr.Markdown(on_gpu(DEFAULT_GPU)[-1])
+            with gr.Row():
+                corpus_tokens = gr.Textbox("1,280,000", label="Corpus tokens per epoch", elem_id="costs-tokens")
+                epochs = gr.Number(3, label="Epochs")
+            with gr.Row():
+                corpus_source = gr.Dropdown([("IMDb (bundled)", "imdb"), ("Rotten Tomatoes (bundled)",
+                                                                           "rotten_tomatoes")],
+                                            value="imdb", label="Count a bundled corpus")
+                count_btn = gr.Button("Count its tokens")
+            corpus_md = gr.Markdown("1,280,000 = the course's 10,000 chunks of 128 tokens.")
+            utilisation = gr.Textbox("", label=f"Utilisation of peak (blank: {DEFAULT_UTILISATION} or the run's)")
+            with gr.Row():
+                run = gr.Dropdown([("none", ""), *finished_runs()], value="", label="Calibrate with a finished run")
+                refresh = gr.Button("Refresh runs")
+    go_btn = gr.Button("Estimate", variant="primary", elem_id="costs-estimate")
+    summary = gr.Markdown(elem_id="costs-summary")
+    plot = gr.Plot(label="Peak memory by part")
+    table = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False, elem_id="costs-table")
+    formula = gr.Markdown(elem_id="costs-formula")
+    calibration = gr.Markdown(elem_id="costs-calibration")
+    with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):
+        result = gr.JSON(label="estimate")
+
+    inputs = [model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save, batch_size, seq_len, precision,
+              optimizer, grad_ckpt, head, mlm_probability, gpu, gpu_memory, tflops16, tflops32, price,
+              corpus_tokens, epochs, utilisation, run]
+    go_btn.click(run_estimate, inputs, result, api_name="estimate").success(
+        show, result, [summary, plot, table, formula, calibration], api_visibility="private")
+    model.change(on_model, model, [target_preset, targets, model_md], api_visibility="private")
+    target_preset.change(on_target_preset, [model, target_preset], targets, api_visibility="private")
+    gpu.change(on_gpu, gpu, [gpu_memory, tflops16, tflops32, price, price_md], api_visibility="private")
+    count_btn.click(count_corpus, [corpus_source, seq_len], [corpus_tokens, corpus_md], api_visibility="private")
+    refresh.click(refresh_runs, None, run, api_visibility="private")

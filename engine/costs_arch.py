@@ -109,7 +109,10 @@ def _config_dict(ref: str) -> dict:
 
     if ref in BUNDLED_ARCHS:
         return json.loads((ARCH_DIR / f"{ref}.json").read_text())
-    src = models.resolve(ref)  # folder, bundled MiniLM, or Hub id; offline ids raise UserError
+    try:  # folder, bundled MiniLM, or Hub id; an id offline raises UserError
+        src = models.resolve(ref)
+    except UserError as exc:
+        raise UserError(f"{exc} Bundled architectures: {', '.join(ARCH_CHOICES)}.") from exc
     folder = Path(src)
     if folder.is_dir():
         if (folder / "adapter_config.json").exists() and not (folder / "config.json").exists():
@@ -163,13 +166,25 @@ def default_targets(arch: Arch) -> list[str]:
 
 
 def target_choices(model) -> list[str]:
-    """Short names a user can type as a target: each Linear's last one or two name parts."""
-    names = set()
+    """Names a user can type as a target: for each Linear's role (its name with the layer
+    number dropped), the shortest suffix that picks that role and nothing else, or, where
+    only the layer number would (BERT's FFN output.dense), the suffix just after it."""
+    import re
+
+    roles: dict[str, set[str]] = {}
     for full in linear_shapes(model):
-        parts = full.split(".")
-        names.add(parts[-1])
-        if len(parts) > 1 and not parts[-2].isdigit():
-            names.add(".".join(parts[-2:]))
+        roles.setdefault(re.sub(r"\.\d+\.", ".N.", full), set()).add(full)
+    names = set()
+    for members in roles.values():
+        parts = next(iter(members)).split(".")
+        for k in range(1, len(parts) + 1):
+            key = ".".join(parts[-k:])
+            if parts[-k].isdigit():  # only the layer number would single it out
+                names.add(".".join(parts[-k + 1:]))
+                break
+            if {n for n in linear_shapes(model) if matches(n, key)} <= members:
+                names.add(key)
+                break
     return sorted(names)
 
 

@@ -39,7 +39,7 @@ class GpuPreset:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def edited(self, **changes) -> "GpuPreset":
+    def edited(self, **changes) -> GpuPreset:
         """A copy with user-typed fields, each checked: a price of 'abc' gets a clear message."""
         checked = {}
         for key, value in changes.items():
