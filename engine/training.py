@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -28,9 +28,9 @@ from engine.eval_set import build_eval_set, evaluate, load_eval_set, save_eval_s
 from engine.mlm_head import masked_lm_loss
 from engine.models import load_mlm
 from engine.optim import build_optimizer, build_scheduler
-from engine.train_log import LogWindow, peak_memory_bytes, train_row
 from engine.train_config import TrainConfig
 from engine.train_data import StepBatches, take
+from engine.train_log import LogWindow, peak_memory_bytes, train_row
 
 __all__ = ["train", "evaluate", "mixed_precision"]
 

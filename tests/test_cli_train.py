@@ -46,7 +46,8 @@ def test_cli_writes_a_run_folder(tiny_model_dir, tmp_path):
 
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "cfg.json"
-    path.write_text(json.dumps({"method": "lora", "batch_size": 8, "lora_r": 4, "corpus": {"source": "rotten_tomatoes"}}))
+    settings = {"method": "lora", "batch_size": 8, "lora_r": 4, "corpus": {"source": "rotten_tomatoes"}}
+    path.write_text(json.dumps(settings))
     cfg = build_config(parser().parse_args(["--config", str(path), "--lora-r", "16", "--whole-word"]))
     assert (cfg.method, cfg.batch_size, cfg.lora_r, cfg.whole_word_mask) == ("lora", 8, 16, True)
     assert cfg.learning_rate == 2e-4  # the course's LoRA rate when none is given
