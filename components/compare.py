@@ -57,8 +57,9 @@ def _model(ref: str | None) -> View:
 
 @user_errors
 def load_model(ref: str, text: str):
-    view = _model(ref)
-    return info_markdown(view.info), info_frame(view), tokens_frame(view, text)
+    with shared_cache().lock:  # no other request may evict the view between loading and use
+        view = _model(ref)
+        return info_markdown(view.info), info_frame(view), tokens_frame(view, text)
 
 
 def panel_on_load(ref: str, text: str):
@@ -72,10 +73,11 @@ def panel_on_load(ref: str, text: str):
 @user_errors
 def run_fill_mask(ref: str, text: str, top_k: float):
     """/fill_mask: top-k per mask for one model, as a bar chart and a table."""
-    view = _model(ref)
     cache = shared_cache()
-    with cache.activate(view) as model:
-        result = fill_mask(model, view.tokenizer, text, int(top_k))
+    with cache.lock:  # no other request may evict the view between loading and use
+        view = _model(ref)
+        with cache.activate(view) as model:
+            result = fill_mask(model, view.tokenizer, text, int(top_k))
     notices = list(result.notices)
     if not view.info.head_trained:
         notices.insert(0, "MLM head untrained until fine-tuned: these are random guesses, not a pretrained MLM's.")

@@ -42,7 +42,8 @@ def _column_html(col: Column) -> str:
     downs = [m for m in col.moves if m.change <= -HIGHLIGHT]
     memory = human_bytes(col.memory_bytes)
     kind = "LoRA adapter (shares the base)" if col.kind == "lora" else "full model"
-    parts = [f'<div class="mlm-col" style="flex:1;min-width:200px;border:1px solid #ccc;border-radius:6px;padding:8px">',
+    box = "flex:1;min-width:200px;border:1px solid #ccc;border-radius:6px;padding:8px"
+    parts = [f'<div class="mlm-col" style="{box}">',
              f"<b>{html.escape(col.label)}</b><br><small>{kind}, {memory} in memory</small>"]
     if not col.head_trained:
         parts.append('<br><small style="color:#b45309">MLM head untrained: random guesses</small>')

@@ -141,7 +141,8 @@ def top_predictions(tokenizer, scored: MaskProbs, top_k: int) -> FillMaskResult:
         preds = []
         for p, i in zip(row_p, row_i):
             token = tokenizer.decode([i]).strip()
-            preds.append(Prediction(token, int(i), float(p), fill_sequence(scored.text, tokenizer.mask_token, m, token)))
+            sequence = fill_sequence(scored.text, tokenizer.mask_token, m, token)
+            preds.append(Prediction(token, int(i), float(p), sequence))
         result.masks.append(preds)
     return result
 

@@ -81,7 +81,7 @@ class ModelCache:
             key = f"view:{src}"
             view = self._views.get(key)
             if view is None:
-                view = self._load(src, label or ref, key)
+                view = self._load(src, ref, label or ref, key)
                 self._views[key] = view
             self._views.move_to_end(key)
             if label:
@@ -99,7 +99,7 @@ class ModelCache:
             keys = tuple(f"view:{resolve(ref)}" for ref, _ in refs)
             return [self.get(ref, label, keep=keys) for ref, label in refs]
 
-    def _load(self, src: str, label: str, key: str) -> View:
+    def _load(self, src: str, ref: str, label: str, key: str) -> View:
         try:
             base_src = _adapter_base(src)
         except UserError as exc:
@@ -108,14 +108,14 @@ class ModelCache:
         if base_src is None:
             slot = self._slot(src)
             tok = load_tokenizer(src)
-            info = describe(slot.model, tok, label, slot.head_trained)
+            info = describe(slot.model, tok, ref, slot.head_trained)
             slot.users += 1
             return View(key, label, "full", src, slot, tok, info, slot.bytes)
         slot = self._slot(base_src)
         name = "run_" + re.sub(r"\W", "_", Path(src).parent.name or "adapter") + f"_{self._loaded}"
         self._attach_adapter(slot, src, name)
         tok = load_tokenizer(src)
-        info = describe(slot.peft, tok, label, slot.head_trained or _adapter_saves_head(slot.peft, name))
+        info = describe(slot.peft, tok, ref, slot.head_trained or _adapter_saves_head(slot.peft, name))
         own = _adapter_bytes(slot.peft, name)
         # describe() counted the LoRA weights of every adapter on this base; count this one's only.
         info.parameters = sum(p.numel() for n, p in slot.model.named_parameters() if "lora_" not in n)

@@ -163,7 +163,9 @@ def describe(model, tokenizer, ref: str, head_trained: bool = True) -> ModelInfo
     if getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
         max_len = min(max_len, 512)  # RoBERTa reserves two position slots for padding offsets
     name = BUNDLED_NAME if ref in ("", BUNDLED) else ref
-    note = "" if head_trained else "MLM head untrained until fine-tuned: its guesses are random, not a pretrained MLM's."
+    note = "" if head_trained else (
+        "MLM head untrained until fine-tuned: its guesses are random, not a pretrained MLM's."
+    )
     return ModelInfo(
         ref=ref,
         name=name,
