@@ -54,7 +54,7 @@ def estimate_flops(trace: Trace, arch: Arch, shape: StepShape, tokens_per_epoch:
         head_share=head / total if total else 0.0,
         tokens_per_epoch=int(tokens_per_epoch),
         steps_per_epoch=steps,
-        per_epoch=total * steps * tokens_per_step,
+        per_epoch=total * tokens_per_epoch,
     )
 
 

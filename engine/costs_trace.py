@@ -109,10 +109,10 @@ class Replay:
             self._scratch[t.sid] = t.nbytes
 
     def flops(self, forward: int, backward: int) -> None:
+        self.trace.flops_forward += forward
         if self.recording:
-            self.trace.flops_forward += forward
             self.trace.flops_backward += backward
-        else:
+        else:  # a checkpointed layer: its forward runs again inside the backward
             self.trace.flops_recompute += forward
             self._scratch_flops += backward
         if self.segment == "head":
