@@ -22,7 +22,7 @@ from components.training_form import build_form, config_from_values, method_chan
 from components.training_view import attach, blank, empty_view, history, poll
 from engine import export, jobs
 from engine.errors import UserError
-from engine.hardware import banner_markdown, detect
+from engine.hardware import detect
 from engine.jobs import DuplicateSubmission
 from engine.offline import is_offline
 from engine.run_registry import browser_secret
@@ -38,7 +38,7 @@ def render(demo: gr.Blocks) -> None:
     current = gr.BrowserState("", storage_key="mlm-studio-train-run", secret=secret)
     view = gr.State(empty_view())
     gr.Markdown("Fine-tune the model on the corpus with the masked-LM objective, in a background process. "
-                "Close or reload the tab at any time: the run goes on, and this tab reattaches.\n\n" + banner_markdown(mode))
+                "Close or reload the tab at any time: the run goes on, and this tab reattaches.")
     with gr.Row():
         with gr.Column(scale=2):
             form = build_form(mode.on_gpu)
@@ -74,37 +74,48 @@ def render(demo: gr.Blocks) -> None:
         gr.Markdown("### Runs on this server")
         refresh_btn = gr.Button("Refresh", size="sm", scale=0)
     history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False, elem_id="train-history")
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(0.5)  # a poll that finds nothing new costs two small file reads and sends nothing
 
     outputs = [view, run_md, progress, loss_plot, ppl_plot, lr_plot, tps_plot, log_box, cancel_btn, resume_btn, history_df]
     names = form.names
 
     @user_errors
-    def start(owner_token, x, *values, request: gr.Request = None):
+    def start(owner_token, x, *values):
         cfg = config_from_values(names, list(values))
-        token = owner_token or "session:" + request.session_hash
+        owner_token = owner_token or secrets.token_urlsafe(24)  # this browser's private owner token, made once
         try:
-            run_id = jobs.submit(cfg, owner=token)
+            run_id = jobs.submit(cfg, owner=owner_token)
             gr.Info(f"Run {run_id} submitted.")
         except DuplicateSubmission as dup:
             gr.Warning(str(dup))
             run_id = dup.run_id
-        return (run_id, *poll(attach(run_id, token), x, force=True))
+        return (owner_token, run_id, *poll(attach(run_id, owner_token), x, force=True))
 
-    def on_load(owner_token, current_run, x, request: gr.Request):
-        owner_token = owner_token or secrets.token_urlsafe(24)  # this browser's private owner token
+    def open_shared(owner_token, x, request: gr.Request):
+        """`?run=<id>`: open that run for anyone (read-only unless this browser owns it)."""
         shared = (request.query_params.get("run") or "").strip() if request else ""
-        run_id = shared or current_run
-        if not run_id:
-            return (owner_token, current_run, *blank(empty_view()))
+        if not shared:
+            return (gr.skip(),) * len(outputs)
         try:
-            state = attach(run_id, owner_token)
+            return poll({**attach(shared, owner_token), "pinned": True}, x, force=True)
         except UserError as exc:
-            if shared:
-                gr.Warning(str(exc))
-                return (owner_token, current_run, *blank(empty_view(), str(exc)))
-            return (owner_token, "", *blank(empty_view()))  # the remembered run is gone (a wiped disk)
-        return (owner_token, current_run, *poll(state, x, force=True))
+            gr.Warning(str(exc))
+            return blank({**empty_view(), "pinned": True}, str(exc))
+
+    def restore(owner_token, current_run, state, x):
+        """Reattach after a reload. The BrowserStates live in this tab, and Gradio mounts a tab's
+        components (and reads their localStorage) only when the tab is first shown, so this runs
+        on their change events rather than in demo.load."""
+        target = state.get("run_id") if state.get("pinned") else (current_run or state.get("run_id"))
+        if not target:
+            return (gr.skip(),) * len(outputs)
+        try:
+            fresh = {**attach(target, owner_token), "pinned": bool(state.get("pinned"))}
+        except UserError:
+            return (gr.skip(),) * len(outputs)  # the remembered run is gone (a wiped disk): keep the form
+        if fresh["run_id"] == state.get("run_id") and fresh["owner"] == state.get("owner"):
+            return (gr.skip(),) * len(outputs)
+        return poll(fresh, x, force=True)
 
     @user_errors
     def open_row(owner_token, x, evt: gr.SelectData):
@@ -119,7 +130,7 @@ def render(demo: gr.Blocks) -> None:
     @user_errors
     def resume(owner_token, state, x):
         gr.Info(jobs.resume(state.get("run_id", ""), owner=owner_token))
-        return poll(attach(state["run_id"], owner_token), x, force=True)
+        return poll({**attach(state["run_id"], owner_token), "pinned": state.get("pinned", False)}, x, force=True)
 
     @user_errors
     def make_zip(state):
@@ -134,7 +145,7 @@ def render(demo: gr.Blocks) -> None:
 
     start_inputs = [owner, xaxis, *form.inputs]
     (start_btn.click(lambda: gr.Button(interactive=False), None, start_btn, queue=False, **PRIVATE)
-     .then(start, start_inputs, [current, *outputs], **PRIVATE)
+     .then(start, start_inputs, [owner, current, *outputs], **PRIVATE)
      .then(lambda: gr.Button(interactive=True), None, start_btn, queue=False, **PRIVATE))
     cancel_btn.click(cancel, [owner, view, xaxis], outputs, **PRIVATE)
     resume_btn.click(resume, [owner, view, xaxis], outputs, **PRIVATE)
@@ -147,5 +158,7 @@ def render(demo: gr.Blocks) -> None:
     form["method"].change(method_changed, [form["method"], form["learning_rate"], form["lora_targets"], form["model"]],
                           [form.lora_group, form["learning_rate"], form["lora_targets"]], **PRIVATE)
     form["model"].blur(model_changed, [form["model"], form["method"]], form["lora_targets"], **PRIVATE)
-    demo.load(on_load, [owner, current, xaxis], [owner, current, *outputs], **PRIVATE)
+    demo.load(open_shared, [owner, xaxis], outputs, **PRIVATE)
+    for state in (owner, current):
+        state.change(restore, [owner, current, view, xaxis], outputs, **PRIVATE)
     training_api.register()

@@ -23,7 +23,8 @@ N_OUTPUTS = 11  # view, run_md, progress, 4 plots, log, cancel, resume, history
 
 
 def empty_view() -> dict:
-    return {"run_id": "", "offset": 0, "inode": None, "rows": [], "sig": None, "owner": False}
+    # pinned: opened from a ?run= link, so a reattach to this browser's own last run must not replace it
+    return {"run_id": "", "offset": 0, "inode": None, "rows": [], "sig": None, "owner": False, "pinned": False}
 
 
 def attach(run_id: str, owner: str | None) -> dict:
@@ -40,22 +41,23 @@ def _inode(path) -> int | None:
         return None
 
 
-def new_rows(view: dict) -> tuple[dict, bool]:
-    """Read rows appended since the last poll. A resumed run rewrites metrics.jsonl (rows after
+def new_rows(view: dict) -> tuple[dict, set[str]]:
+    """Read rows appended since the last poll; returns the view and which kinds of rows
+    ("train", "eval", or "reset") arrived. A resumed run rewrites metrics.jsonl (rows after
     its checkpoint are dropped and logged again): a new inode means read it all again."""
     folder = jobs.registry().folder(view["run_id"])
     path = folder / "metrics.jsonl"
     inode = _inode(path)
     view = dict(view)
+    kinds = set()
     if inode != view["inode"]:
         view.update(offset=0, rows=[], inode=inode)
-        reset = True
-    else:
-        reset = False
+        kinds.add("reset")
     rows, offset = read_metrics(folder, view["offset"])
     if rows:
         view.update(rows=view["rows"] + rows, offset=offset)
-    return view, bool(rows) or reset
+        kinds.update(r.get("kind", "train") for r in rows)
+    return view, kinds
 
 
 def run_markdown(status: dict, view: dict) -> str:
@@ -91,7 +93,7 @@ def poll(view: dict, x: str, force: bool = False) -> tuple:
     if not (force or fresh or live or sig != view["sig"]):
         return (gr.skip(),) * N_OUTPUTS
     view = {**view, "sig": sig}
-    plots = figures(view["rows"], x) if (force or fresh) else (gr.skip(),) * 4
+    plots = _plots(view["rows"], x, {"reset"} if force else fresh)
     owner, state = view["owner"], status.get("state")
     return (
         view, run_markdown(status, view), progress_html(status), *plots, "\n".join(status.get("log_tail") or []),
@@ -99,6 +101,16 @@ def poll(view: dict, x: str, force: bool = False) -> tuple:
         gr.Button(interactive=owner and state in RESUMABLE_STATES),
         history() if (force or changed_state) else gr.skip(),
     )
+
+
+def _plots(rows: list[dict], x: str, kinds: set[str]) -> tuple:
+    """Only the charts whose rows changed: eval rows feed the perplexity chart, train rows the others."""
+    if not kinds:
+        return (gr.skip(),) * 4
+    loss, ppl, lr, tps = figures(rows, x)
+    every = "reset" in kinds
+    train, evals = every or "train" in kinds, every or "eval" in kinds
+    return (loss if train else gr.skip(), ppl if evals else gr.skip(), lr if train else gr.skip(), tps if train else gr.skip())
 
 
 def blank(view: dict, message: str = "") -> tuple:

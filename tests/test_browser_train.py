@@ -1,0 +1,135 @@
+"""The Train tab in a real browser: start a tiny run, watch the loss chart grow, reload and
+find it reattached, open ?run=<id> in another browser context read-only.
+
+It also measures how long a logged step (a metrics row appended on disk) takes to show up
+in the loss chart; the figure is printed (goal: within 2 s) and only a 10 s hang guard is
+asserted.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+LOSS_STEPS_JS = """() => {
+  const gd = document.querySelector('#train-loss-plot .js-plotly-plot');
+  // _fullData holds the decoded arrays (plotly.py sends numpy columns base64-encoded)
+  if (!gd || !gd._fullData || !gd._fullData.length || !gd._fullData[0].x) return 0;
+  return Math.max(0, ...Array.from(gd._fullData[0].x));
+}"""
+
+
+def open_train_tab(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("tab", name="Train").click()
+    page.wait_for_selector("#train-model")
+
+
+def fill(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id}").locator("input, textarea").first
+    box.fill(str(value))
+    box.press("Tab")  # commit the value (Gradio reads it on change/blur)
+
+
+def run_id_on_page(page) -> str:
+    page.wait_for_function("() => /`?\\d{8}-\\d{6}-[0-9a-f]{16}/.test(document.querySelector('#train-run-info').innerText)",
+                           timeout=60_000)
+    return re.search(r"\d{8}-\d{6}-[0-9a-f]{16}", page.locator("#train-run-info").inner_text()).group(0)
+
+
+def metrics_file(tmp_path_factory, run_id: str) -> Path:
+    """The app subprocess's runs folder is a sibling temp dir made by the app_url fixture."""
+    found = list(Path(tmp_path_factory.getbasetemp()).glob(f"app-runs*/{run_id}"))
+    assert found, "run folder not found under the app's runs dir"
+    return found[0] / "metrics.jsonl"
+
+
+def last_train_step(path: Path) -> int:
+    import json
+
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    steps = [json.loads(line)["step"] for line in lines if '"kind":"train"' in line]
+    return max(steps, default=0)
+
+
+def measure_latency(page, path: Path, samples: int = 5) -> list[float]:
+    """Seconds from a new train row on disk to the same step in the page's loss chart."""
+    delays = []
+    while len(delays) < samples:
+        seen = last_train_step(path)
+        deadline = time.time() + 60
+        while (step := last_train_step(path)) == seen and time.time() < deadline:
+            time.sleep(0.01)
+        if step == seen:
+            break  # the run ended
+        appeared = time.perf_counter()
+        page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= {step}", timeout=10_000)  # hang guard only
+        delays.append(time.perf_counter() - appeared)
+    return delays
+
+
+def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_model_dir, tmp_path_factory):
+    open_train_tab(page, app_url)
+    fill(page, "train-model", tiny_model_dir)
+    fill(page, "train-max-docs", 200)
+    page.get_by_text("Data and masking").click()
+    fill(page, "train-chunk", 32)
+    fill(page, "train-train-size", 64)
+    fill(page, "train-test-size", 16)
+    page.get_by_text("Optimisation").click()
+    for elem_id, value in (("train-max-steps", 400), ("train-batch", 8), ("train-log-every", 1), ("train-eval-every", 20),
+                           ("train-lr", 0.001)):
+        fill(page, elem_id, value)
+
+    page.locator("#train-start").dblclick()  # two hasty clicks: one run
+    run_id = run_id_on_page(page)
+    path = metrics_file(tmp_path_factory, run_id)
+
+    # The chart grows while the run goes on, and each new step gets there quickly.
+    page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=120_000)
+    delays = measure_latency(page, path)
+    assert delays, "no step was logged while watching"
+    print(f"\nlogged step -> loss chart: median {statistics.median(delays):.2f} s, "
+          f"max {max(delays):.2f} s over {len(delays)} steps (goal: within 2 s)")
+    assert page.evaluate(LOSS_STEPS_JS) > 1
+
+    # The two Start clicks made one run.
+    assert [p.name for p in path.parent.parent.iterdir() if p.is_dir()] == [run_id]
+
+    # Reload: the tab reattaches to the same run, with its chart, still controllable.
+    page.reload()
+    page.get_by_role("tab", name="Train").click()
+    assert run_id_on_page(page) == run_id
+    page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=20_000)
+    assert "Read-only" not in page.locator("#train-run-info").inner_text()
+
+    # A shared link in another browser (no owner token): it watches, read-only.
+    other = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        watcher = other.new_page()
+        open_train_tab(watcher, f"{app_url}?run={run_id}")
+        assert run_id_on_page(watcher) == run_id
+        watcher.wait_for_function("() => document.querySelector('#train-run-info').innerText.includes('Read-only')",
+                                  timeout=20_000)
+        assert watcher.locator("#train-cancel").is_disabled() and watcher.locator("#train-resume").is_disabled()
+        watcher.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=20_000)
+
+        open_train_tab(watcher, f"{app_url}?run=20260101-000000-0123456789abcdef")
+        watcher.wait_for_function("() => document.querySelector('#train-run-info').innerText.includes('No run with id')",
+                                  timeout=20_000)
+    finally:
+        other.close()
+
+    # The owner cancels it: training stops after the current step.
+    page.locator("#train-cancel").click()
+    page.wait_for_function("() => document.querySelector('#train-progress')?.dataset.state === 'cancelled'", timeout=60_000)
+    assert "Cancelled at step" in page.locator("#train-run-info").inner_text()
