@@ -88,7 +88,9 @@ def _shared_run_id() -> str:
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    state = PartialState()
+    from engine.training import cpu_only
+
+    state = PartialState(cpu=cpu_only())
     ids = [paths.new_run_id() if state.is_main_process else None]
     if state.num_processes > 1:
         broadcast_object_list(ids)
@@ -98,7 +100,9 @@ def _shared_run_id() -> str:
 def _is_main() -> bool:
     from accelerate import PartialState
 
-    return PartialState().is_main_process
+    from engine.training import cpu_only
+
+    return PartialState(cpu=cpu_only()).is_main_process
 
 
 def new_run(cfg: TrainConfig) -> tuple[str, Path]:

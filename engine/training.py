@@ -59,6 +59,12 @@ def mixed_precision(precision: str, on_gpu: bool) -> str:
     return precision
 
 
+def cpu_only() -> bool:
+    """No accelerator device: accelerate then needs cpu=True to run several processes (gloo)."""
+    mps = getattr(torch.backends, "mps", None)
+    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+
+
 def _accelerator(cfg: TrainConfig, log: Log):
     from accelerate import Accelerator
 
@@ -68,7 +74,7 @@ def _accelerator(cfg: TrainConfig, log: Log):
     if not on_gpu and "OMP_NUM_THREADS" not in os.environ:
         # In a container torch may count the host's cores, not the ones we may use.
         torch.set_num_threads(max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0)))))
-    return Accelerator(mixed_precision=mixed_precision(cfg.precision, on_gpu))
+    return Accelerator(mixed_precision=mixed_precision(cfg.precision, on_gpu), cpu=cpu_only())
 
 
 def _load_model(cfg: TrainConfig, checkpoint: Path | None):
@@ -170,7 +176,7 @@ class _Run:
             f"{cfg.method} fine-tuning of {cfg.model} ({self.model_type}): {self.trainable:,} of "
             f"{self.total_params:,} parameters trainable; {self.batches.n:,} training chunks, "
             f"{self.batches.steps_per_epoch:,} steps per epoch, {self.total:,} steps; "
-            f"device {acc.device}, mixed precision {acc.mixed_precision}"
+            f"device {acc.device} x {acc.num_processes} process(es), mixed precision {acc.mixed_precision}"
         )
         return self._loop()
 
@@ -263,7 +269,7 @@ class _Run:
             peak_memory_bytes(self.acc.device),
         )
         if self.acc.num_processes > 1:
-            row["loss"] = float(self.acc.reduce(torch.tensor(row["loss"], device=self.acc.device), "mean"))
+            row["loss"] = round(float(self.acc.reduce(torch.tensor(row["loss"], device=self.acc.device), "mean")), 6)
         if self.main:
             run_files.append_metric(self.run_dir, row)
         self.log(

@@ -1,0 +1,164 @@
+"""Training throughput: our loop (engine.training.train) against the course's recipe.
+
+The reference is the course's code path: `Trainer` + `DataCollatorForLanguageModeling`
+over the same chunks, with the same model, batch size, sequence length and precision
+(fp32 on CPU, bf16 on a GPU). Both run a fixed number of optimizer steps after a few
+warm-up steps; the time between the first and last measured step gives samples/s.
+
+    python bench/train_throughput.py                       # bundled MiniLM, batch 16, seq 128, CPU
+    python bench/train_throughput.py --steps 20 --warmup 3
+    python bench/train_throughput.py --arch bert-base --batch-size 64   # on a GPU: also MFU
+
+--arch builds a randomly initialised model of that size (no download needed); speed does
+not depend on the weights. On a GPU the script also prints model FLOPs utilisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from engine import data  # noqa: E402
+from engine.models import load_mlm, load_tokenizer  # noqa: E402
+from engine.train_config import TrainConfig  # noqa: E402
+from engine.train_data import take  # noqa: E402
+
+ARCHS = {  # sizes of the course's models, built from a config
+    "distilbert-base": ("distilbert", dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072)),
+    "bert-base": ("bert", dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)),
+}
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10G": 125.0, "T4": 65.0}
+
+
+def build_sized_model(arch: str, out_dir: str) -> str:
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    tok = load_tokenizer("bundled")
+    model_type, sizes = ARCHS[arch]
+    cfg = AutoConfig.for_model(model_type, vocab_size=tok.vocab_size, **sizes)
+    AutoModelForMaskedLM.from_config(cfg).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+def chunks_for(model_ref: str, seq_len: int, n: int, seed: int) -> tuple[data.CorpusConfig, dict]:
+    # A slice of IMDb big enough for n chunks, tokenized (and cached) once for both loops.
+    corpus = data.CorpusConfig(source="imdb", max_docs=max(200, n * seq_len // 150), seed=seed)
+    prepared = data.prepare(corpus, load_tokenizer(model_ref), seq_len, 512)
+    train = prepared.chunks["train"]
+    if len(train["input_ids"]) < n:
+        raise SystemExit(f"only {len(train['input_ids'])} chunks; lower --steps or --batch-size")
+    return corpus, take(train, data.downsample(len(train["input_ids"]), n, seed))
+
+
+def time_ours(model_ref: str, corpus, args) -> float:
+    """Seconds for args.steps optimizer steps after args.warmup, through engine.training.train."""
+    from engine.training import train
+
+    stamps: dict[int, float] = {}
+    cfg = TrainConfig(
+        model=model_ref, corpus=corpus, chunk_size=args.seq_len, train_size=args.n, test_size=8,
+        batch_size=args.batch_size, max_steps=args.warmup + args.steps, learning_rate=2e-5,
+        eval_every=0, log_every=1, save_every=0, precision=args.precision, seed=args.seed,
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(cfg, Path(run_dir), progress=lambda p: stamps.__setitem__(p["step"], time.perf_counter()),
+              log=lambda line: None)
+    return stamps[args.warmup + args.steps] - stamps[args.warmup]
+
+
+def time_course(model_ref: str, columns: dict, args) -> float:
+    """The same through Trainer + DataCollatorForLanguageModeling, as in the course."""
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+
+    stamps: dict[int, float] = {}
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, _args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            stamps[state.global_step] = time.perf_counter()
+
+    loaded = load_mlm(model_ref)
+    # The course's lm_datasets columns: input_ids, attention_mask, labels (a copy of the ids).
+    dataset = data.to_dataset({k: columns[k].astype(np.int64) for k in ("input_ids", "attention_mask", "labels")})
+    collator = DataCollatorForLanguageModeling(tokenizer=loaded.tokenizer, mlm_probability=0.15)
+    precision = _mixed(args.precision)
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
+            learning_rate=2e-5, weight_decay=0.01, logging_steps=10**6, save_strategy="no", eval_strategy="no",
+            report_to=[], disable_tqdm=True, seed=args.seed, use_cpu=not torch.cuda.is_available(),
+            bf16=precision == "bf16", fp16=precision == "fp16",
+        )
+        trainer = Trainer(model=loaded.model, args=targs, train_dataset=dataset, data_collator=collator,
+                          processing_class=loaded.tokenizer, callbacks=[Stamp()])
+        trainer.train()
+    return stamps[args.warmup + args.steps] - stamps[args.warmup]
+
+
+def _mixed(precision: str) -> str:
+    from engine.training import mixed_precision
+
+    return mixed_precision(precision, torch.cuda.is_available())
+
+
+def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float = 0.15) -> float:
+    """Training FLOPs of one chunk (forward + backward = 3x forward): the encoder's matmuls,
+    attention scores, and the MLM head on the masked positions only (what our loop runs)."""
+    loaded = load_mlm(model_ref)
+    inner = loaded.model
+    info = loaded.info
+    embed = sum(p.numel() for n, p in inner.named_parameters() if "embeddings" in n)
+    head = sum(p.numel() for n, p in inner.named_parameters() if n.startswith(("cls.", "vocab_", "lm_head.")))
+    encoder = sum(p.numel() for p in inner.parameters()) - embed - head
+    attention = 2 * 2 * info.layers * seq_len * info.hidden_size  # QK^T and AV, per token
+    head_per_masked = 2 * (info.hidden_size * info.hidden_size + info.hidden_size * info.vocab_size)
+    per_token = 2 * encoder + attention + mlm_probability * head_per_masked
+    return 3 * per_token * seq_len
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="bundled")
+    p.add_argument("--arch", choices=sorted(ARCHS), help="a randomly initialised model of this size instead")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="measured optimizer steps")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--precision", default="auto", help="auto: fp32 on CPU, bf16 on a GPU")
+    p.add_argument("--seed", type=int, default=42)
+    args = p.parse_args()
+    args.n = (args.warmup + args.steps) * args.batch_size
+    model_ref = build_sized_model(args.arch, tempfile.mkdtemp()) if args.arch else args.model
+    corpus, columns = chunks_for(model_ref, args.seq_len, args.n, args.seed)
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"model {args.arch or args.model}, batch {args.batch_size}, seq {args.seq_len}, "
+          f"{args.steps} steps after {args.warmup} warm-up, {device}, precision {_mixed(args.precision)}")
+    results = {"ours (engine.training)": time_ours(model_ref, corpus, args),
+               "course (Trainer + collator)": time_course(model_ref, columns, args)}
+    samples = args.steps * args.batch_size
+    flops = model_flops_per_sample(model_ref, args.seq_len) if torch.cuda.is_available() else None
+    peak = next((v for k, v in PEAK_TFLOPS.items() if k in device), None)
+    for name, seconds in results.items():
+        line = f"{name:30s} {samples / seconds:9.1f} samples/s {samples * args.seq_len / seconds:11.0f} tokens/s"
+        if flops and peak:
+            line += f"   MFU {flops * samples / seconds / (peak * 1e12):6.1%}"
+        print(line)
+    ours, course = results.values()
+    print(f"speed-up: {course / ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
