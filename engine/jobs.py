@@ -126,14 +126,16 @@ class Jobs:
         while (nxt := self.queue.next_to_start()) is not None:
             folder = self.root / nxt.run_id
             (folder / CANCEL_FLAG).unlink(missing_ok=True)
+            # "running" before the process exists: a worker that fails at once writes "failed"
+            # after this, never before it (which this write would then hide).
+            update_status(folder, state="running", pid=None, started_at=time.time(),
+                          message="Starting the worker" + (" to resume" if nxt.resume else ""))
             try:
                 handle = launch(folder, nxt.resume, self.train_target)
             except OSError as exc:
-                update_status(folder, state="failed", message=f"Could not start a worker process: {exc}", finished_at=time.time())
+                self._finish(folder, "failed", f"Could not start a worker process: {exc}")
                 continue
             self.queue.running[nxt.run_id] = handle
-            update_status(folder, state="running", pid=handle.pid, started_at=time.time(),
-                          message="Starting the worker" + (" to resume" if nxt.resume else ""))
 
     # ------------------------------------------------------------ reading
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from engine.data import CorpusConfig
 from engine.errors import UserError
+from engine.export import push_to_hub, zip_final
 from engine.jobs import DuplicateSubmission, Jobs
 from engine.run_files import append_metric, read_metrics, read_status, update_status, write_json_atomic
 from engine.run_queue import RunQueue
@@ -98,7 +100,7 @@ def jobs(tmp_path):
 # ---------------------------------------------------------------- real runs
 
 
-def test_fifo_queue_runs_one_at_a_time_and_both_complete(jobs, tiny_model_dir):
+def test_fifo_queue_runs_one_at_a_time_and_both_complete(jobs, tiny_model_dir, tmp_path):
     first = jobs.submit(tiny_config(tiny_model_dir), owner=OWNER)
     second = jobs.submit(tiny_config(tiny_model_dir, seed=7), owner=OWNER)
     assert jobs.status(first)["state"] == "running"
@@ -117,6 +119,12 @@ def test_fifo_queue_runs_one_at_a_time_and_both_complete(jobs, tiny_model_dir):
     assert (jobs.root / first / "final" / "config.json").exists()
     assert done_first["latest"]["eval"]["eval_perplexity"] > 0
     assert done_first["log_tail"], "the log tail of a finished run is kept"
+
+    # The final model goes home as a zip (built once, reused), with its size.
+    zipped, size = zip_final(jobs.root / first, tmp_path / "exports")
+    assert size == zipped.stat().st_size > 0 and zipped.name.endswith("-model.zip")
+    assert "config.json" in zipfile.ZipFile(zipped).namelist()
+    assert zip_final(jobs.root / first, tmp_path / "exports")[0].stat().st_mtime == zipped.stat().st_mtime
 
     # A restarted server: a new registry over the same folder lists both runs and leaves them alone.
     restarted = Jobs(jobs.root, supervise=False)
@@ -270,3 +278,19 @@ def test_run_queue_is_first_in_first_out():
     queue.running["a"] = BusySlot()
     assert queue.next_to_start() is None  # the only slot is taken
     assert queue.position("b") == 1 and queue.remove("b") and queue.position("c") == 1
+
+
+def test_export_explains_what_is_missing(tmp_path, monkeypatch):
+    folder = tmp_path / "20260101-000000-00000000000000dd"
+    folder.mkdir()
+    update_status(folder, state="cancelled")
+    with pytest.raises(UserError, match="has no final model yet .it is cancelled."):
+        zip_final(folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="runs offline"):
+        push_to_hub(folder, "me/model", "hf_token")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(UserError, match="should look like"):
+        push_to_hub(folder, "not a repo", "hf_token")
+    with pytest.raises(UserError, match="access token"):
+        push_to_hub(folder, "me/model", "")
