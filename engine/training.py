@@ -164,7 +164,7 @@ class _Run:
         self.model_type = info.model_type
         with acc.main_process_first():  # the first process fills the tokenization cache
             train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.run_dir, self.main)
-        self.batches = StepBatches(train_cols, self.tokenizer, cfg, acc.process_index, acc.num_processes)
+        self.batches = StepBatches(train_cols, self.tokenizer, cfg, acc.process_index, acc.num_processes, acc.device)
         self.total = self.batches.total_steps()
         self.trainable, self.total_params = lora.count_params(model)
         optimizer = build_optimizer(model, cfg)
@@ -245,7 +245,6 @@ class _Run:
         self.epoch, batches = self.batches.for_step(self.step + 1)
         step_loss = None
         for i, batch in enumerate(batches):
-            batch = {k: v.to(acc.device, non_blocking=True) for k, v in batch.items()}
             last = i == len(batches) - 1
             # DDP: synchronise gradients only on the last micro-batch of the step.
             with nullcontext() if last else acc.no_sync(self.objective):

@@ -44,6 +44,22 @@ def test_cli_writes_a_run_folder(tiny_model_dir, tmp_path):
     assert again.returncode == 2 and "already completed" in again.stderr
 
 
+def test_two_processes_share_one_run(tiny_model_dir, tmp_path):
+    """What `accelerate launch` does on several GPUs, here with two CPU processes (gloo)."""
+    env = dict(os.environ, MLM_RUNS_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "engine", "train",
+         "--model", tiny_model_dir, "--max-steps", "4", "--save-every", "2", *TINY_RUN],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = tmp_path.iterdir()  # one run id, broadcast from the main process
+    assert "2 process(es)" in done.stdout and "2 steps per epoch" in done.stdout  # 16 chunks / 2 / batch 4
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3, 4, 4]  # written once, by the main process only
+    assert (run_dir / "checkpoints" / "step-2" / "state.pt").exists() and (run_dir / "final").is_dir()
+
+
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "cfg.json"
     settings = {"method": "lora", "batch_size": 8, "lora_r": 4, "corpus": {"source": "rotten_tomatoes"}}
