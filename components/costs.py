@@ -296,7 +296,8 @@ def render() -> None:
     go_btn = gr.Button("Estimate", variant="primary", elem_id="costs-estimate")
     summary = gr.Markdown(elem_id="costs-summary")
     plot = gr.Plot(label="Peak memory by part")
-    table = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False, elem_id="costs-table")
+    table = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False, elem_id="costs-table",
+                         max_height=1200)
     formula = gr.Markdown(elem_id="costs-formula")
     calibration = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):

@@ -1,4 +1,4 @@
-"""`python -m engine estimate`: LoRA versus full fine-tuning costs, as a table or JSON.
+r"""`python -m engine estimate`: LoRA versus full fine-tuning costs, as a table or JSON.
 
 Example (the textbook's setting):
   python -m engine estimate --model bert-base-uncased --method lora --r 8 \

@@ -69,7 +69,7 @@ PRESETS: dict[str, GpuPreset] = {
                   "assumed equal to the H100 price; check your provider"),
     )
 }
-DEFAULT_GPU = "NVIDIA A100 (40 GB)"
+DEFAULT_GPU = "NVIDIA T4 (16 GB)"
 
 
 def preset(name: str) -> GpuPreset:
