@@ -3,7 +3,7 @@
 For DistilBERT- and BERT-base-shaped models (random weights, from the bundled configs),
 batch 32 and 64, sequence 128, fp16 mixed precision, full fine-tuning and LoRA, this
 runs a few real training steps the way engine/training.py does (autocast + GradScaler,
-the MLM head on masked rows via engine.mlm_head, AdamW, gradient clipping,
+the MLM head on masked rows via engine.mlm_head, fused AdamW, gradient clipping,
 zero_grad(set_to_none=True)) and compares torch.cuda.max_memory_allocated over the
 steady-state steps with the estimate's `peak_allocated`. It also compares the bytes
 autograd saves for backward on the GPU (saved_tensors_hooks) with the replay's
@@ -64,7 +64,7 @@ def run_case(model_name: str, method: str, batch: int, seq: int, head: str, prec
                                                  target_modules=default_targets(arch)))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01, fused=True)  # as engine/optim.py
     scaler = torch.amp.GradScaler(device, enabled=precision == "fp16")
     batches = [make_batch(batch, seq, arch.vocab, settings.mlm_probability, seed=i, device=device)
                for i in range(steps)]

@@ -45,9 +45,10 @@ def optimizer_state_bytes(numels: list[int], optimizer: str, param_bytes: int, i
 
 
 def optimizer_step_scratch(trainable: int, optimizer: str, param_bytes: int) -> int:
-    """Temporaries of one optimizer step: torch's foreach AdamW builds sqrt(exp_avg_sq) for
-    all tensors at once; SGD with weight decay adds a decayed copy of the gradients."""
-    return 0 if optimizer == "adamw8bit" else trainable * param_bytes
+    """Temporaries of one optimizer step. Fused AdamW (this app's trainer, and transformers'
+    Trainer default) and bitsandbytes update in place; torch's SGD with weight decay first
+    builds a decayed copy of the gradients."""
+    return trainable * param_bytes if optimizer == "sgd" else 0
 
 
 @dataclass
