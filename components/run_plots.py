@@ -30,7 +30,8 @@ def _figure(title: str, x: str, y_title: str, uirevision: str) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
         title={"text": title, "font": {"size": 14}}, height=280, margin={"l": 50, "r": 10, "t": 40, "b": 40},
-        xaxis_title=X_TITLES.get(x, x), yaxis_title=y_title, legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
+        xaxis_title=X_TITLES.get(x, x), yaxis_title=y_title,
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
         # No named template: it would add ~6 KB to every figure sent on every poll.
         template=None, plot_bgcolor="white", paper_bgcolor="white", uirevision=uirevision,  # uirevision keeps zoom
     )
@@ -50,7 +51,8 @@ def loss_figure(train: pd.DataFrame, x: str = "step") -> go.Figure:
         return _waiting(fig)
     smooth = train["loss"].ewm(alpha=SMOOTHING).mean()  # pandas' bias-corrected EMA
     fig.add_scatter(x=train[x], y=train["loss"], name="loss", mode="lines", line={"color": COLOURS["raw"]})
-    fig.add_scatter(x=train[x], y=smooth, name="smoothed (EMA)", mode="lines", line={"color": COLOURS["smooth"], "width": 2.5})
+    fig.add_scatter(x=train[x], y=smooth, name="smoothed (EMA)", mode="lines",
+                    line={"color": COLOURS["smooth"], "width": 2.5})
     return fig
 
 
@@ -120,7 +122,8 @@ def progress_html(status: dict, now: float | None = None) -> str:
     fraction = 1.0 if done else (step / total if total else 0.0)
     started, finished = status.get("started_at"), status.get("finished_at")
     elapsed = ((finished or now) - started) if started else None
-    parts = [f"step {step:,} / {total:,}" if total else f"step {step:,}", f"{fraction:.0%}", f"elapsed {clock(elapsed)}"]
+    parts = [f"step {step:,} / {total:,}" if total else f"step {step:,}", f"{fraction:.0%}",
+             f"elapsed {clock(elapsed)}"]
     eta = eta_seconds(status, now)
     if eta is not None:
         parts.append(f"ETA {clock(eta)}")
@@ -151,10 +154,14 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
     def step(row) -> str:
         return f"{row.get('step') or 0:,}" + (f" / {row['total_steps']:,}" if row.get("total_steps") else "")
 
+    def state(row) -> str:
+        return row["state"] + (f" (#{row['queue_position']} in queue)" if row.get("queue_position") else "")
+
+    def created(row) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"])) if row.get("created_at") else ""
+
     return pd.DataFrame(
-        [[r["run_id"], model_name(r["model"]), r["method"], r["state"] + (f" (#{r['queue_position']})" if r.get("queue_position") else ""),
-          step(r), fmt(r["perplexity_before"]), fmt(r["perplexity_after"]),
-          time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])) if r.get("created_at") else ""]
-         for r in rows],
+        [[r["run_id"], model_name(r["model"]), r["method"], state(r), step(r), fmt(r["perplexity_before"]),
+          fmt(r["perplexity_after"]), created(r)] for r in rows],
         columns=HISTORY_COLUMNS,
     )

@@ -18,8 +18,9 @@ import gradio as gr
 
 from components import training_api
 from components.common import user_errors
+from components.run_plots import progress_html
 from components.training_form import build_form, config_from_values, method_changed, model_changed
-from components.training_view import attach, blank, empty_view, history, poll
+from components.training_view import NO_RUN, attach, blank, empty_view, history, poll
 from engine import export, jobs
 from engine.errors import UserError
 from engine.hardware import detect
@@ -47,8 +48,8 @@ def render(demo: gr.Blocks) -> None:
                 cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="train-cancel")
                 resume_btn = gr.Button("Resume", interactive=False, elem_id="train-resume")
         with gr.Column(scale=3):
-            run_md = gr.Markdown(elem_id="train-run-info")
-            progress = gr.HTML(elem_id="train-progress-box")
+            run_md = gr.Markdown(NO_RUN, elem_id="train-run-info")
+            progress = gr.HTML(progress_html({}), elem_id="train-progress-box")
             xaxis = gr.Radio([("Step", "step"), ("Epoch", "epoch")], value="step", label="X axis")
             with gr.Row():
                 loss_plot = gr.Plot(label="Training loss", elem_id="train-loss-plot")
@@ -56,8 +57,8 @@ def render(demo: gr.Blocks) -> None:
             with gr.Row():
                 lr_plot = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
                 tps_plot = gr.Plot(label="Tokens per second", elem_id="train-tps-plot")
-            log_box = gr.Textbox(label="Worker log (last lines)", lines=8, max_lines=8, interactive=False,
-                                 elem_id="train-log")
+            log_box = gr.Textbox(label="Worker log (last lines)", lines=10, max_lines=20, interactive=False,
+                                 autoscroll=True, elem_id="train-log")
             with gr.Accordion("Take the model home", open=False):
                 with gr.Row():
                     zip_btn = gr.Button("Prepare zip of the final model or adapter")
@@ -65,7 +66,8 @@ def render(demo: gr.Blocks) -> None:
                 zip_md = gr.Markdown()
                 with gr.Row():
                     repo_box = gr.Textbox(label="Hub repository", placeholder="your-name/distilbert-imdb-mlm")
-                    token_box = gr.Textbox(label="Hugging Face token (write access; used once, never stored)", type="password")
+                    token_box = gr.Textbox(label="Hugging Face token (write access; used once, never stored)",
+                                           type="password")
                     private_box = gr.Checkbox(True, label="Private repository")
                 push_btn = gr.Button("Push to the Hub")
                 push_md = gr.Markdown("Offline: pushing to the Hub needs a connection; download the zip instead."
@@ -73,10 +75,12 @@ def render(demo: gr.Blocks) -> None:
     with gr.Row():
         gr.Markdown("### Runs on this server")
         refresh_btn = gr.Button("Refresh", size="sm", scale=0)
-    history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False, elem_id="train-history")
+    history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False,
+                              elem_id="train-history")
     timer = gr.Timer(0.5)  # a poll that finds nothing new costs two small file reads and sends nothing
 
-    outputs = [view, run_md, progress, loss_plot, ppl_plot, lr_plot, tps_plot, log_box, cancel_btn, resume_btn, history_df]
+    outputs = [view, run_md, progress, loss_plot, ppl_plot, lr_plot, tps_plot, log_box, cancel_btn, resume_btn,
+               history_df]
     names = form.names
 
     @user_errors
@@ -95,7 +99,7 @@ def render(demo: gr.Blocks) -> None:
         """`?run=<id>`: open that run for anyone (read-only unless this browser owns it)."""
         shared = (request.query_params.get("run") or "").strip() if request else ""
         if not shared:
-            return (gr.skip(),) * len(outputs)
+            return (*(gr.skip(),) * (len(outputs) - 1), history())
         try:
             return poll({**attach(shared, owner_token), "pinned": True}, x, force=True)
         except UserError as exc:

@@ -49,7 +49,8 @@ def build_form(on_gpu: bool) -> TrainForm:
                                  "distilbert-base-uncased, or a local folder with a saved model")
     with gr.Row():
         w["corpus_source"] = gr.Dropdown(CORPUS_CHOICES, value="imdb", label="Corpus")
-        w["max_docs"] = gr.Number(0, label="Documents to use (0 = all)", precision=0, minimum=0, elem_id="train-max-docs")
+        w["max_docs"] = gr.Number(0, label="Documents to use (0 = all)", precision=0, minimum=0,
+                                  elem_id="train-max-docs")
     with gr.Row(visible=False) as hub_row:
         w["hub_id"] = gr.Textbox("", label="Hub dataset id", placeholder="stanfordnlp/imdb")
         w["text_column"] = gr.Textbox("text", label="Text column")
@@ -63,27 +64,33 @@ def build_form(on_gpu: bool) -> TrainForm:
             w["lora_alpha"] = gr.Number(d.lora_alpha, label="LoRA alpha")
             w["lora_dropout"] = gr.Number(d.lora_dropout, label="LoRA dropout")
         w["lora_targets"] = gr.Textbox("", label="LoRA target modules (comma-separated)",
-                                       info="empty = the architecture's default: query,value for BERT/RoBERTa, q_lin,v_lin for DistilBERT")
+                                       info="empty = the architecture's default: query,value for BERT/RoBERTa, "
+                                            "q_lin,v_lin for DistilBERT")
     with gr.Accordion("Data and masking", open=False):
         with gr.Row():
             w["chunk_size"] = gr.Number(d.chunk_size, label="Chunk size (tokens)", precision=0, elem_id="train-chunk")
-            w["train_size"] = gr.Number(d.train_size, label="Training chunks (0 = all)", precision=0, elem_id="train-train-size")
-            w["test_size"] = gr.Number(d.test_size, label="Evaluation chunks (0 = all)", precision=0, elem_id="train-test-size")
+            w["train_size"] = gr.Number(d.train_size, label="Training chunks (0 = all)", precision=0,
+                                        elem_id="train-train-size")
+            w["test_size"] = gr.Number(d.test_size, label="Evaluation chunks (0 = all)", precision=0,
+                                       elem_id="train-test-size")
         with gr.Row():
             w["mlm_probability"] = gr.Number(d.mlm_probability, label="Masking probability")
             w["whole_word_mask"] = gr.Checkbox(d.whole_word_mask, label="Whole-word masking")
     with gr.Accordion("Optimisation", open=False):
         with gr.Row():
             w["epochs"] = gr.Number(d.epochs, label="Epochs", elem_id="train-epochs")
-            w["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0, elem_id="train-max-steps")
-            w["batch_size"] = gr.Number(default_batch_size(on_gpu), label="Batch size", precision=0, elem_id="train-batch")
+            w["max_steps"] = gr.Number(d.max_steps, label="Max steps (0 = use epochs)", precision=0,
+                                       elem_id="train-max-steps")
+            w["batch_size"] = gr.Number(default_batch_size(on_gpu), label="Batch size", precision=0,
+                                        elem_id="train-batch")
             w["grad_accum_steps"] = gr.Number(d.grad_accum_steps, label="Gradient accumulation", precision=0)
         with gr.Row():
             w["warmup_steps"] = gr.Number(d.warmup_steps, label="Warmup steps", precision=0)
             w["weight_decay"] = gr.Number(d.weight_decay, label="Weight decay (not on bias/LayerNorm)")
             w["max_grad_norm"] = gr.Number(d.max_grad_norm, label="Gradient clipping (max norm)")
         with gr.Row():
-            w["eval_every"] = gr.Number(d.eval_every, label="Evaluate every (steps)", precision=0, elem_id="train-eval-every")
+            w["eval_every"] = gr.Number(d.eval_every, label="Evaluate every (steps)", precision=0,
+                                        elem_id="train-eval-every")
             w["log_every"] = gr.Number(d.log_every, label="Log every (steps)", precision=0, elem_id="train-log-every")
             w["save_every"] = gr.Number(d.save_every, label="Checkpoint every (steps)", precision=0)
         with gr.Row():

@@ -19,6 +19,7 @@ from engine.errors import UserError
 from engine.run_files import read_metrics
 from engine.run_registry import RESUMABLE_STATES
 
+NO_RUN = "No run yet: fill in the form and press **Start**, or pick a run from the history below."
 N_OUTPUTS = 11  # view, run_md, progress, 4 plots, log, cancel, resume, history
 
 
@@ -61,14 +62,17 @@ def new_rows(view: dict) -> tuple[dict, set[str]]:
 
 
 def run_markdown(status: dict, view: dict) -> str:
-    lines = [f"**Run** `{status['run_id']}` · {status.get('method') or '?'} fine-tuning of `{status.get('model') or '?'}`",
+    lines = [f"**Run** `{status['run_id']}` · {status.get('method') or '?'} fine-tuning of "
+             f"`{status.get('model') or '?'}`",
              f"**{status.get('state', '?')}**: {status.get('message') or ''}"]
     if status.get("queue_position"):
         lines.append(f"Waiting in the queue: position **{status['queue_position']}** (runs start first-in first-out).")
     lines += [f"Note: {n}" for n in status.get("notices") or []]
-    share = f"Share: [`?run={status['run_id']}`](?run={status['run_id']}) opens this run read-only for anyone with the link."
+    link = f"?run={status['run_id']}"
+    share = f"Share: [`{link}`]({link}) opens this run read-only for anyone with the link."
     if not view.get("owner"):
-        share = "**Read-only**: this browser did not start this run, so it can watch but not cancel or resume it. " + share
+        share = ("**Read-only**: this browser did not start this run, so it can watch but not cancel or resume it. "
+                 + share)
     lines.append(share)
     return "\n\n".join(lines)
 
@@ -110,12 +114,13 @@ def _plots(rows: list[dict], x: str, kinds: set[str]) -> tuple:
     loss, ppl, lr, tps = figures(rows, x)
     every = "reset" in kinds
     train, evals = every or "train" in kinds, every or "eval" in kinds
-    return (loss if train else gr.skip(), ppl if evals else gr.skip(), lr if train else gr.skip(), tps if train else gr.skip())
+    skip = gr.skip()
+    return (loss if train else skip, ppl if evals else skip, lr if train else skip, tps if train else skip)
 
 
 def blank(view: dict, message: str = "") -> tuple:
     """Outputs with no run attached (and a message saying why, if any)."""
-    text = f"**{message}**" if message else "No run yet: fill in the form and press **Start**, or pick a run from the history."
+    text = f"**{message}**" if message else NO_RUN
     return (view, text, progress_html({}), *figures([]), "", gr.Button(interactive=False), gr.Button(interactive=False),
             history())
 

@@ -91,7 +91,8 @@ def push_to_hub(run_dir: Path, repo_id: str, token: str, private: bool = True) -
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(folder_path=str(final), repo_id=repo_id, commit_message=f"MLM Studio run {Path(run_dir).name}")
+        api.upload_folder(folder_path=str(final), repo_id=repo_id,
+                          commit_message=f"MLM Studio run {Path(run_dir).name}")
         if not (final / "README.md").exists():
             api.upload_file(path_or_fileobj=model_card(run_dir).encode(), path_in_repo="README.md", repo_id=repo_id)
     except Exception as exc:  # noqa: BLE001 - auth, permission and network errors all need the message

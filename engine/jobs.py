@@ -86,7 +86,8 @@ class Jobs:
         self._recover()
         self._thread = None
         if supervise:
-            self._thread = threading.Thread(target=self._supervise, args=(poll_s,), name="mlm-jobs-supervisor", daemon=True)
+            self._thread = threading.Thread(target=self._supervise, args=(poll_s,), name="mlm-jobs-supervisor",
+                                            daemon=True)
             self._thread.start()
 
     # ------------------------------------------------------------ submitting
@@ -187,7 +188,8 @@ class Jobs:
         with self._lock:
             status = read_status(folder)
             if is_final(status):
-                raise UserError(f"Run {folder.name} has already finished ({status['state']}): there is nothing to cancel.")
+                raise UserError(f"Run {folder.name} has already finished ({status['state']}): "
+                                f"there is nothing to cancel.")
             if self.queue.remove(folder.name) or status.get("state") == "queued":
                 self._finish(folder, "cancelled", "Cancelled while waiting in the queue, before it started.")
                 return f"Run {folder.name} was cancelled before it started."
@@ -202,14 +204,18 @@ class Jobs:
         with self._lock:
             state = read_status(folder).get("state")
             if state not in RESUMABLE_STATES:
-                raise UserError(f"Run {folder.name} is {state}: only interrupted, cancelled or failed runs can be resumed.")
+                raise UserError(f"Run {folder.name} is {state}: only interrupted, cancelled or failed runs "
+                                f"can be resumed.")
             step = latest_checkpoint_step(folder)
-            where = f"from its checkpoint at step {step}" if step is not None else "from the start (no checkpoint was saved)"
+            where = (f"from its checkpoint at step {step}" if step is not None
+                     else "from the start (no checkpoint was saved)")
             (folder / CANCEL_FLAG).unlink(missing_ok=True)
-            update_status(folder, state="queued", message=f"Queued to resume {where}", finished_at=None, resumed_at=time.time())
-            position = self.queue.push(folder.name, resume=True)
+            update_status(folder, state="queued", message=f"Queued to resume {where}", finished_at=None,
+                          resumed_at=time.time())
+            self.queue.push(folder.name, resume=True)
             self._start_waiting()
-        return f"Run {folder.name} resumes {where}" + (f" (position {position} in the queue)." if self.queue.position(folder.name) else ".")
+        waiting = self.queue.position(folder.name)
+        return f"Run {folder.name} resumes {where}" + (f" (position {waiting} in the queue)." if waiting else ".")
 
     def _require_control(self, folder: Path, owner: str | None, admin_token: str | None, action: str) -> None:
         if not (is_owner(folder, owner) or is_admin(admin_token)):
@@ -254,8 +260,10 @@ class Jobs:
 
     def _mark_dead(self, folder: Path, status: dict, code: int) -> None:
         step = latest_checkpoint_step(folder)
-        resume = f"Resume continues from the checkpoint at step {step}." if step is not None else "Resume starts it again (no checkpoint yet)."
-        self._finish(folder, "interrupted", f"The worker {describe_exit(code)} at step {status.get('step', 0)}. {resume}")
+        resume = (f"Resume continues from the checkpoint at step {step}." if step is not None
+                  else "Resume starts it again (no checkpoint yet).")
+        self._finish(folder, "interrupted",
+                     f"The worker {describe_exit(code)} at step {status.get('step', 0)}. {resume}")
 
     def _supervise(self, poll_s: float) -> None:
         while not self._stop.wait(poll_s):
@@ -273,8 +281,9 @@ class Jobs:
             if state == "running" and pid_is_worker(status.get("pid"), run_id):
                 self.queue.running[run_id] = WorkerHandle(run_id, int(status["pid"]))
             elif state in ("running", "queued"):
-                self._finish(folder, "interrupted", f"The server restarted while this run was {state}; it was not "
-                                                    f"restarted automatically. Resume continues from its last checkpoint.")
+                self._finish(folder, "interrupted",
+                             f"The server restarted while this run was {state}; it was not restarted "
+                             f"automatically. Resume continues from its last checkpoint.")
 
     def close(self) -> None:
         """Stop supervising (tests; a server just exits). Workers keep running."""

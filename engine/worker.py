@@ -17,8 +17,8 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine.offline import ensure_mode
 
@@ -88,7 +88,8 @@ def outcome(result: dict, stop: StopRule | None = None) -> dict:
         return {"state": "interrupted", "message": f"Stopped at step {step}: this hardware allows {minutes:g} minutes "
                                                    f"per run. A checkpoint was saved; Resume continues from there."}
     if result.get("stopped"):
-        return {"state": "cancelled", "message": f"Cancelled at step {step}; a checkpoint was saved, so Resume continues from there."}
+        return {"state": "cancelled",
+                "message": f"Cancelled at step {step}; a checkpoint was saved, so Resume continues from there."}
     before, after = result.get("eval_perplexity_before"), result.get("eval_perplexity_after")
     message = f"Completed {step} steps."
     if before is not None and after is not None:
@@ -117,7 +118,8 @@ def run(run_dir: Path, resume: bool, train_target: str) -> int:
     except (Terminated, KeyboardInterrupt) as exc:
         why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
         print(f"worker: stopped by {why}; resume continues from the last checkpoint", flush=True)
-        code, fields = 143, {"state": "interrupted", "message": f"Stopped by {why} (a shutdown). Resume continues from the last checkpoint."}
+        code, fields = 143, {"state": "interrupted",
+                             "message": f"Stopped by {why} (a shutdown). Resume continues from the last checkpoint."}
     except BaseException as exc:  # noqa: BLE001 - anything else is a bug: keep its traceback in the log
         traceback.print_exc()
         sys.stdout.flush()
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ensure_mode()  # before transformers or datasets are imported
     signal.signal(signal.SIGTERM, _on_sigterm)
-    print(f"worker: run {args.run_dir.name}, pid {os.getpid()}, {'resuming' if args.resume else 'starting'}", flush=True)
+    how = "resuming" if args.resume else "starting"
+    print(f"worker: run {args.run_dir.name}, pid {os.getpid()}, {how}", flush=True)
     return run(args.run_dir.resolve(), args.resume, args.train)
 
 

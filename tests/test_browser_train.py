@@ -38,8 +38,8 @@ def fill(page, elem_id: str, value) -> None:
 
 
 def run_id_on_page(page) -> str:
-    page.wait_for_function("() => /`?\\d{8}-\\d{6}-[0-9a-f]{16}/.test(document.querySelector('#train-run-info').innerText)",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => /\\d{8}-\\d{6}-[0-9a-f]{16}/.test(document.querySelector('#train-run-info').innerText)", timeout=60_000)
     return re.search(r"\d{8}-\d{6}-[0-9a-f]{16}", page.locator("#train-run-info").inner_text()).group(0)
 
 
@@ -86,8 +86,8 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
     fill(page, "train-train-size", 64)
     fill(page, "train-test-size", 16)
     page.get_by_text("Optimisation").click()
-    for elem_id, value in (("train-max-steps", 400), ("train-batch", 8), ("train-log-every", 1), ("train-eval-every", 20),
-                           ("train-lr", 0.001)):
+    for elem_id, value in (("train-max-steps", 400), ("train-batch", 8), ("train-log-every", 1),
+                           ("train-eval-every", 20), ("train-lr", 0.001)):
         fill(page, elem_id, value)
 
     page.locator("#train-start").dblclick()  # two hasty clicks: one run
@@ -124,12 +124,13 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
         watcher.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=20_000)
 
         open_train_tab(watcher, f"{app_url}?run=20260101-000000-0123456789abcdef")
-        watcher.wait_for_function("() => document.querySelector('#train-run-info').innerText.includes('No run with id')",
-                                  timeout=20_000)
+        watcher.wait_for_function(
+            "() => document.querySelector('#train-run-info').innerText.includes('No run with id')", timeout=20_000)
     finally:
         other.close()
 
     # The owner cancels it: training stops after the current step.
     page.locator("#train-cancel").click()
-    page.wait_for_function("() => document.querySelector('#train-progress')?.dataset.state === 'cancelled'", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('#train-progress')?.dataset.state === 'cancelled'", timeout=60_000)
     assert "Cancelled at step" in page.locator("#train-run-info").inner_text()

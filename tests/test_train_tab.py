@@ -42,7 +42,8 @@ def test_start_training_refuses_a_bad_learning_rate(client, tiny_model_dir, lr, 
 
 def test_start_training_explains_bad_json_and_bad_fields(client, tiny_model_dir):
     assert "not valid JSON" in api_error(client, "{max_steps: 3", api_name="/start_training")
-    assert "Batch size must be at least 1" in api_error(client, tiny_json(tiny_model_dir, batch_size=0), api_name="/start_training")
+    bad_batch = tiny_json(tiny_model_dir, batch_size=0)
+    assert "Batch size must be at least 1" in api_error(client, bad_batch, api_name="/start_training")
     assert "Unknown training setting" in api_error(client, tiny_json(tiny_model_dir, lr=1), api_name="/start_training")
 
 
@@ -87,7 +88,8 @@ def test_form_defaults_follow_the_course():
     cfg = config_from_values(*form_values())
     assert (cfg.learning_rate, cfg.weight_decay, cfg.chunk_size, cfg.mlm_probability) == (2e-5, 0.01, 128, 0.15)
     assert (cfg.train_size, cfg.test_size, cfg.epochs, cfg.corpus.source) == (10_000, 1_000, 3.0, "imdb")
-    lora = config_from_values(*form_values(method="lora", learning_rate=2e-4, lora_targets="query, value", max_docs=500))
+    lora = config_from_values(*form_values(method="lora", learning_rate=2e-4, lora_targets="query, value",
+                                           max_docs=500))
     assert lora.lora_targets == ["query", "value"] and lora.corpus.max_docs == 500
 
 
@@ -137,7 +139,8 @@ def test_poll_reads_only_new_rows_and_skips_when_nothing_changed(registry):
     assert "Read-only" in out[1]  # not the owner
     assert all(o == gr.skip() for o in training_view.poll(view, "step"))  # nothing new: nothing sent
 
-    append_metric(registry.root / run_id, {"kind": "train", "step": 2, "epoch": 0.2, "loss": 9.1, "lr": 9e-4, "tokens_per_s": 110.0})
+    append_metric(registry.root / run_id,
+                  {"kind": "train", "step": 2, "epoch": 0.2, "loss": 9.1, "lr": 9e-4, "tokens_per_s": 110.0})
     view2 = training_view.poll(view, "step")[0]
     assert [r["step"] for r in view2["rows"]] == [0, 1, 2] and view2["offset"] > view["offset"]
 
