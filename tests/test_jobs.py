@@ -193,6 +193,22 @@ def test_cancel_is_forced_after_the_grace_period(tmp_path):
         jobs.close()
 
 
+def test_a_restarted_server_adopts_a_live_worker_and_can_still_cancel_it(tmp_path):
+    first = Jobs(tmp_path / "runs", train_target=f"{FAKES}:stubborn_train", preflight=False)
+    try:
+        run_id = first.submit(tiny_config("bundled"), owner=OWNER)
+        folder = first.root / run_id
+        wait_for(lambda: read_status(folder).get("step", 0) >= 1)
+        restarted = Jobs(first.root, supervise=False, cancel_grace_s=0)
+        assert run_id in restarted.queue.running and state_of(restarted, run_id) == "running"  # not interrupted
+        restarted.cancel(run_id, owner=OWNER)
+        restarted.check()  # grace period 0: the stubborn worker is killed at once
+        assert state_of(restarted, run_id) == "cancelled"
+        wait_for(lambda: not pid_is_worker(read_status(folder)["pid"], run_id), 10)
+    finally:
+        first.close()
+
+
 # ---------------------------------------------------------------- bad input and permissions
 
 
