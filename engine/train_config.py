@@ -81,6 +81,10 @@ class TrainConfig:
             raise UserError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
         values = dict(raw)
         if isinstance(values.get("corpus"), dict):
+            corpus_fields = {f.name for f in fields(CorpusConfig)}
+            bad = set(values["corpus"]) - corpus_fields
+            if bad:
+                raise UserError(f"Unknown corpus setting(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(corpus_fields))}.")
             values["corpus"] = CorpusConfig(**values["corpus"])
         if isinstance(values.get("lora_targets"), str):
             values["lora_targets"] = [t.strip() for t in values["lora_targets"].split(",") if t.strip()]
