@@ -43,11 +43,10 @@ def run_id_on_page(page) -> str:
     return re.search(r"\d{8}-\d{6}-[0-9a-f]{16}", page.locator("#train-run-info").inner_text()).group(0)
 
 
-def metrics_file(tmp_path_factory, run_id: str) -> Path:
-    """The app subprocess's runs folder is a sibling temp dir made by the app_url fixture."""
-    found = list(Path(tmp_path_factory.getbasetemp()).glob(f"app-runs*/{run_id}"))
-    assert found, "run folder not found under the app's runs dir"
-    return found[0] / "metrics.jsonl"
+def metrics_file(runs_dir: Path, run_id: str) -> Path:
+    """The run's metrics in the launched app's runs folder (the app_runs_dir fixture)."""
+    assert (Path(runs_dir) / run_id).is_dir(), "run folder not found under the app's runs dir"
+    return Path(runs_dir) / run_id / "metrics.jsonl"
 
 
 def last_train_step(path: Path) -> int:
@@ -77,7 +76,9 @@ def measure_latency(page, path: Path, samples: int = 5) -> list[float]:
     return delays
 
 
-def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_model_dir, tmp_path_factory):
+def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_model_dir, tmp_path_factory,
+                                               app_runs_dir):
+    runs_before = {p.name for p in Path(app_runs_dir).iterdir() if p.is_dir()}
     open_train_tab(page, app_url)
     fill(page, "train-model", tiny_model_dir)
     fill(page, "train-max-docs", 200)
@@ -92,7 +93,7 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
 
     page.locator("#train-start").dblclick()  # two hasty clicks: one run
     run_id = run_id_on_page(page)
-    path = metrics_file(tmp_path_factory, run_id)
+    path = metrics_file(app_runs_dir, run_id)
 
     # The chart grows while the run goes on, and each new step gets there quickly.
     page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=120_000)
@@ -103,7 +104,9 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
     assert page.evaluate(LOSS_STEPS_JS) > 1
 
     # The two Start clicks made one run.
-    assert [p.name for p in path.parent.parent.iterdir() if p.is_dir()] == [run_id]
+    # Other tests share the app's runs folder, so count only the folders this test created.
+    new_runs = {p.name for p in path.parent.parent.iterdir() if p.is_dir()} - runs_before
+    assert new_runs == {run_id}
 
     # Reload: the tab reattaches to the same run, with its chart, still controllable.
     page.reload()
