@@ -66,6 +66,9 @@ def build_form(on_gpu: bool) -> TrainForm:
         w["lora_targets"] = gr.Textbox("", label="LoRA target modules (comma-separated)",
                                        info="empty = the architecture's default: query,value for BERT/RoBERTa, "
                                             "q_lin,v_lin for DistilBERT")
+        w["lora_train_head"] = gr.Checkbox(default_model_ref() == "bundled", label="Also train the MLM head's transform",
+                                           info="needed for the bundled MiniLM, whose head is untrained: LoRA alone "
+                                                "would keep it random (adds hidden x hidden weights, not the vocabulary)")
     with gr.Accordion("Data and masking", open=False):
         with gr.Row():
             w["chunk_size"] = gr.Number(d.chunk_size, label="Chunk size (tokens)", precision=0, elem_id="train-chunk")
@@ -128,7 +131,9 @@ def method_changed(method: str, lr, targets: str, model_ref: str):
 
 
 def model_changed(model_ref: str, method: str):
-    """Show the new architecture's default LoRA targets (a BERT's names do not exist in DistilBERT)."""
+    """Show the new architecture's default LoRA targets (a BERT's names do not exist in DistilBERT),
+    and train the head with LoRA when the model has none (the bundled MiniLM)."""
     from engine.preflight import default_lora_targets
 
-    return ",".join(default_lora_targets(model_ref)) if method == "lora" else ""
+    targets = ",".join(default_lora_targets(model_ref)) if method == "lora" else ""
+    return targets, (model_ref or "").strip() in ("", "bundled")

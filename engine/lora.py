@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from engine.errors import UserError
-from engine.train_config import LORA_TARGETS, TrainConfig
+from engine.train_config import HEAD_TRANSFORM, LORA_TARGETS, TrainConfig
 
 
 def base_reference(model_ref: str) -> str:
@@ -50,6 +50,15 @@ def check_targets(model: nn.Module, targets: list[str]) -> None:
         )
 
 
+def head_modules(cfg: TrainConfig, model_type: str) -> list[str]:
+    """The head transform to train in full next to LoRA, when asked for (see TrainConfig)."""
+    if not cfg.lora_train_head:
+        return []
+    if model_type not in HEAD_TRANSFORM:
+        raise UserError(f"Training the MLM head with LoRA is not set up for model type {model_type!r}.")
+    return list(HEAD_TRANSFORM[model_type])
+
+
 def wrap_lora(model: nn.Module, cfg: TrainConfig, model_type: str, model_ref: str):
     """A PeftModel with fresh LoRA matrices on the target modules; everything else frozen."""
     from peft import LoraConfig, get_peft_model
@@ -58,7 +67,7 @@ def wrap_lora(model: nn.Module, cfg: TrainConfig, model_type: str, model_ref: st
     check_targets(model, targets)
     config = LoraConfig(
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-        target_modules=targets, bias="none",
+        target_modules=targets, bias="none", modules_to_save=head_modules(cfg, model_type) or None,
     )
     peft_model = get_peft_model(model, config)
     _name_base(peft_model, model_ref)

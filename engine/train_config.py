@@ -30,6 +30,17 @@ LORA_TARGETS = {
     "modernbert": ["Wqkv"],
 }
 
+# The MLM head's transform (dense + LayerNorm before the tied vocabulary projection), as
+# peft modules_to_save names: small (hidden^2 weights), unlike the 30,522-row decoder.
+HEAD_TRANSFORM = {
+    "bert": ["transform"],
+    "electra": ["generator_predictions"],
+    "roberta": ["lm_head.dense", "lm_head.layer_norm"],
+    "xlm-roberta": ["lm_head.dense", "lm_head.layer_norm"],
+    "camembert": ["lm_head.dense", "lm_head.layer_norm"],
+    "distilbert": ["vocab_transform", "vocab_layer_norm"],
+}
+
 
 def default_lr(method: str) -> float:
     return 2e-4 if method == "lora" else 2e-5
@@ -51,6 +62,9 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: list[str] = field(default_factory=list)  # empty: the architecture's default
+    # Also train the MLM head's small transform layer (not the tied vocabulary matrix) in full.
+    # The bundled MiniLM ships no MLM head: with LoRA alone its random head stays frozen.
+    lora_train_head: bool = False
     whole_word_mask: bool = False
     mlm_probability: float = 0.15
     learning_rate: float = 2e-5

@@ -347,4 +347,7 @@ class _Run:
             "peak_memory_bytes": peak_memory_bytes(self.acc.device), "trainable_params": self.trainable,
             "total_params": self.total_params, "method": self.cfg.method, "model_type": self.model_type,
             "stopped": stopped, "total_steps": self.total,
+            # The Costs tab's calibration needs to know what hardware these figures came from.
+            "device": self.acc.device.type, "mixed_precision": str(self.acc.mixed_precision),
+            "processes": self.acc.num_processes,
         }

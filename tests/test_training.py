@@ -241,3 +241,31 @@ def test_bad_settings_stop_before_training(change, message, tiny_model_dir, smal
     with pytest.raises(UserError, match=message):
         train(tiny_cfg(tiny_model_dir, small_corpus, **change), tmp_path, log=quiet)
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_lora_can_train_the_head_transform_too(tiny_model_dir, small_corpus, tmp_path):
+    """For a model without a trained head (the bundled MiniLM) the head's transform trains in
+    full next to LoRA; the tied vocabulary matrix stays frozen and out of the adapter."""
+    from engine.model_cache import ModelCache
+
+    cfg = tiny_cfg(tiny_model_dir, small_corpus, method="lora", lora_r=4, learning_rate=1e-2, lora_train_head=True)
+    summary = train(cfg, tmp_path, log=quiet)
+    # LoRA as before, plus the transform's dense (32 x 32 + 32) and LayerNorm (32 + 32)
+    assert summary["trainable_params"] == 2 * 2 * 4 * 64 + (32 * 32 + 32) + 64
+    reloaded = load_mlm(str(tmp_path / "final")).model
+    _, ppl = evaluate(reloaded, load_eval_set(tmp_path), 4)
+    assert ppl == pytest.approx(summary["eval_perplexity_after"], rel=1e-5)
+
+    # The Compare tab's shared-base cache applies it too.
+    cache = ModelCache(cap=3)
+    view = cache.get(str(tmp_path / "final"))
+    with cache.activate(view) as model:
+        _, cached_ppl = evaluate(model, load_eval_set(tmp_path), 4)
+    assert cached_ppl == pytest.approx(summary["eval_perplexity_after"], rel=1e-5)
+
+
+def test_head_training_without_a_known_head_is_refused():
+    from engine.lora import head_modules
+
+    with pytest.raises(UserError, match="not set up for model type"):
+        head_modules(TrainConfig(method="lora", lora_train_head=True), "gpt2")
