@@ -66,9 +66,10 @@ def build_form(on_gpu: bool) -> TrainForm:
         w["lora_targets"] = gr.Textbox("", label="LoRA target modules (comma-separated)",
                                        info="empty = the architecture's default: query,value for BERT/RoBERTa, "
                                             "q_lin,v_lin for DistilBERT")
-        w["lora_train_head"] = gr.Checkbox(default_model_ref() == "bundled", label="Also train the MLM head's transform",
-                                           info="needed for the bundled MiniLM, whose head is untrained: LoRA alone "
-                                                "would keep it random (adds hidden x hidden weights, not the vocabulary)")
+        w["lora_train_head"] = gr.Checkbox(
+            default_model_ref() == "bundled", label="Also train the MLM head's transform",
+            info="needed for the bundled MiniLM, whose head is untrained: LoRA alone would keep it random "
+                 "(adds hidden x hidden weights, not the vocabulary)")
     with gr.Accordion("Data and masking", open=False):
         with gr.Row():
             w["chunk_size"] = gr.Number(d.chunk_size, label="Chunk size (tokens)", precision=0, elem_id="train-chunk")

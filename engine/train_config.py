@@ -88,7 +88,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "TrainConfig":
+    def from_dict(cls, raw: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
@@ -98,13 +98,15 @@ class TrainConfig:
             corpus_fields = {f.name for f in fields(CorpusConfig)}
             bad = set(values["corpus"]) - corpus_fields
             if bad:
-                raise UserError(f"Unknown corpus setting(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(corpus_fields))}.")
+                raise UserError(
+                    f"Unknown corpus setting(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(corpus_fields))}."
+                )
             values["corpus"] = CorpusConfig(**values["corpus"])
         if isinstance(values.get("lora_targets"), str):
             values["lora_targets"] = [t.strip() for t in values["lora_targets"].split(",") if t.strip()]
         return cls(**values).validated()
 
-    def validated(self) -> "TrainConfig":
+    def validated(self) -> TrainConfig:
         """Coerce numeric fields and check ranges; raise UserError naming the bad field."""
         for f in fields(self):
             if f.type in ("int", "float"):
