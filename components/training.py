@@ -32,6 +32,16 @@ EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves
 PRIVATE = {"api_visibility": "private"}  # UI plumbing; the public API is in training_api.py
 
 
+def _hardware_notice(mode) -> None:
+    """On ZeroGPU training is off (no long background GPU runs there): say why, offer a
+    Duplicate button; on CPU Spaces show the limits before the user fills the form."""
+    if not mode.training_allowed:
+        gr.Markdown(f"**Training is disabled here.** {mode.reason}", elem_id="train-disabled")
+        gr.DuplicateButton("Duplicate this Space to train on your own GPU")
+    elif mode.limits.active:
+        gr.Markdown(f"**Limits on this hardware:** {mode.limits.describe()}", elem_id="train-limits")
+
+
 def render(demo: gr.Blocks) -> None:
     mode = detect()
     secret = browser_secret(jobs.registry().root)
@@ -42,9 +52,11 @@ def render(demo: gr.Blocks) -> None:
                 "Close or reload the tab at any time: the run goes on, and this tab reattaches.")
     with gr.Row():
         with gr.Column(scale=2):
+            _hardware_notice(mode)
             form = build_form(mode.on_gpu)
             with gr.Row():
-                start_btn = gr.Button("Start", variant="primary", elem_id="train-start")
+                start_btn = gr.Button("Start", variant="primary", elem_id="train-start",
+                                      interactive=mode.training_allowed)
                 cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="train-cancel")
                 resume_btn = gr.Button("Resume", interactive=False, elem_id="train-resume")
         with gr.Column(scale=3):
