@@ -30,7 +30,7 @@ class ProbeConfig:
     source: str = "imdb"
     data_seed: int = 1234
 
-    def validated(self) -> "ProbeConfig":
+    def validated(self) -> ProbeConfig:
         if not 20 <= int(self.n_reviews) <= 5_000:
             raise UserError(f"Use between 20 and 5,000 reviews for the downstream check, got {self.n_reviews}.")
         if not 1 <= len(self.seeds) <= 10:

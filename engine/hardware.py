@@ -182,7 +182,7 @@ def read_limits(env: Mapping[str, str], defaults: bool) -> tuple[TrainingLimits,
     return TrainingLimits(**values), tuple(warnings)
 
 
-def planned_steps(cfg: "TrainConfig") -> int | None:
+def planned_steps(cfg: TrainConfig) -> int | None:
     """Optimizer steps the config asks for (None when it trains on 'all' chunks of unknown count)."""
     if cfg.max_steps > 0:
         return cfg.max_steps
@@ -192,7 +192,7 @@ def planned_steps(cfg: "TrainConfig") -> int | None:
     return math.ceil(math.ceil(batches / max(cfg.grad_accum_steps, 1)) * cfg.epochs)
 
 
-def apply_limits(cfg: "TrainConfig", mode: HardwareMode) -> tuple["TrainConfig", list[str]]:
+def apply_limits(cfg: TrainConfig, mode: HardwareMode) -> tuple[TrainConfig, list[str]]:
     """Clamp a TrainConfig to the mode's limits; return the new config and what changed.
 
     The input config is not modified. On ZeroGPU this raises UserError (training is

@@ -105,7 +105,6 @@ def _adapter_base(src: str) -> str | None:
 
 def load_mlm(ref: str | None, device: str = "cpu") -> LoadedModel:
     """A model with its MLM head, its tokenizer and the facts the model panel shows."""
-    from transformers import AutoModelForMaskedLM
 
     src = resolve(ref)
     tokenizer = load_tokenizer(ref)
