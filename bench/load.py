@@ -1,0 +1,430 @@
+"""Load test: N gradio_client sessions explore, mask and fill masks while a run trains.
+
+    python bench/load.py                                  # 20 clients for 60 s against a fresh app
+    python bench/load.py --clients 5 --duration 20        # a quick look
+    python bench/load.py --url http://127.0.0.1:7860/     # an app that is already running (loopback only)
+
+Without --url it starts `python app.py` on a free loopback port with its own temporary
+MLM_RUNS_DIR and MLM_CACHE_DIR. Then:
+  1. warm-up: one call of each endpoint (loads the corpus, tokenizer and model once);
+  2. starts a training run through /start_training and measures its throughput for
+     --baseline seconds with no load (train rows of metrics.jsonl, or /run_status "latest");
+  3. N threads, each with its own gradio_client.Client, loop for --duration seconds over a
+     mix of /dataset_stats, /mask_preview, /fill_mask and /run_status (random think time of
+     0..2*--think seconds between requests; at most --max-requests in all);
+  4. measures the run's throughput from the rows logged during the load window;
+  5. cancels the run and shuts the app down (also on Ctrl-C or an error).
+It prints requests, errors, p50 and p95 latency per endpoint, overall requests/s, and the
+run's throughput before vs during the load. Exit code 1 if any request errored.
+The load clients run in this process on the same machine: on a small machine they take
+CPU from the app and the run too, which is part of the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from gradio_client import Client  # noqa: E402
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+TEXTS = ["The movie was great fun.", "A slow, boring film with a terrible script.",
+         "I loved the acting, but the ending made no sense at all.", "Best horror movie of the decade."]
+FILL_TEXTS = ["This is a great [MASK].", "The acting was [MASK].", "I [MASK] this movie."]
+MIX = {"dataset_stats": 0.2, "mask_preview": 0.35, "fill_mask": 0.3, "run_status": 0.15}
+
+
+# ---------------------------------------------------------------- the app
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float = 240.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the app exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "config", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(1.0)
+    raise RuntimeError(f"the app did not answer at {url} within {timeout:.0f} s")
+
+
+@dataclass
+class App:
+    url: str
+    runs_dir: Path | None = None  # known when we started the app: metrics are read from disk
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @classmethod
+    def start(cls, tmp: Path) -> App:
+        port = free_port()
+        env = dict(os.environ, PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", MLM_RUNS_DIR=str(tmp / "runs"),
+                   MLM_CACHE_DIR=str(tmp / "cache"), MLM_CANCEL_GRACE_S="15", HF_HUB_OFFLINE="1",
+                   GRADIO_ANALYTICS_ENABLED="False")
+        log_path = tmp / "app.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        app = cls(f"http://127.0.0.1:{port}/", tmp / "runs", proc, log_path)
+        try:
+            wait_until_up(app.url, proc)
+        except BaseException:
+            app.stop()
+            raise
+        return app
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # gradio closes its server on KeyboardInterrupt
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def new_client(url: str) -> Client:
+    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+# ---------------------------------------------------------------- the run and its throughput
+
+
+def train_config(args) -> str:
+    return json.dumps({
+        "model": args.model, "method": "full", "batch_size": args.batch_size, "chunk_size": 128,
+        "max_steps": args.max_steps, "log_every": args.log_every, "eval_every": 0, "save_every": 0,
+        "train_size": 0, "test_size": 16, "corpus": {"source": "imdb", "max_docs": args.max_docs},
+    })
+
+
+class RowWatcher(threading.Thread):
+    """Collects the run's train rows with the time each was first seen."""
+
+    def __init__(self, run_id: str, app: App, period: float = 0.25):
+        super().__init__(daemon=True)
+        self.run_id, self.app, self.period = run_id, app, period
+        self.rows: list[tuple[float, dict]] = []
+        self.stop_event = threading.Event()
+        self.client = None if app.runs_dir else new_client(app.url)
+
+    def run(self) -> None:
+        offset, seen = 0, set()
+        while not self.stop_event.wait(self.period):
+            if self.client is None:
+                offset = self._read_file(offset)
+            else:
+                try:
+                    latest = self.client.predict(self.run_id, api_name="/run_status").get("latest") or {}
+                except Exception:  # a slow or failed poll only loses a sample
+                    continue
+                row = latest.get("train") or {}
+                if row and row["step"] not in seen:
+                    seen.add(row["step"])
+                    self.rows.append((time.time(), row))
+
+    def _read_file(self, offset: int) -> int:
+        path = self.app.runs_dir / self.run_id / "metrics.jsonl"
+        if not path.exists():
+            return offset
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
+        now = time.time()
+        for line in data[:end].splitlines():
+            row = json.loads(line)
+            if row.get("kind") == "train":
+                self.rows.append((now, row))
+        return offset + end
+
+    def train_rows(self) -> int:
+        return len(self.rows)
+
+
+def throughput(rows: list[tuple[float, dict]], start: float, end: float, samples_per_step: int) -> dict:
+    """The run's speed over the rows whose whole log window lies in [start, end].
+
+    Row i's window ends at offset + elapsed_s (the worker's clock mapped onto ours: the
+    smallest lag between logging a row and seeing it) and starts where row i-1 ended."""
+    if len(rows) < 2:
+        return {"rows": 0}
+    offset = min(seen - row["elapsed_s"] for seen, row in rows)
+    ends = [offset + row["elapsed_s"] for _, row in rows]
+    picked = [i for i in range(1, len(rows)) if ends[i - 1] >= start and ends[i] <= end]
+    if not picked:
+        return {"rows": 0}
+    rates = [rows[i][1]["tokens_per_s"] for i in picked]
+    steps = sum(rows[i][1]["step"] - rows[i - 1][1]["step"] for i in picked)
+    wall = sum(rows[i][1]["elapsed_s"] - rows[i - 1][1]["elapsed_s"] for i in picked)
+    return {
+        "rows": len(picked), "steps": steps,
+        # every row covers the same number of tokens, so the harmonic mean is total tokens / total step time
+        "tokens_per_s": len(rates) / sum(1.0 / max(r, 1e-9) for r in rates),
+        "samples_per_s_wall": steps * samples_per_step / max(wall, 1e-9),
+    }
+
+
+def wait_for_rows(client: Client, watcher: RowWatcher, run_id: str, n: int, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while watcher.train_rows() < n:
+        state = client.predict(run_id, api_name="/run_status")
+        if state.get("state") not in ("queued", "running"):
+            raise RuntimeError(f"the run stopped before the load: {state.get('state')}: {state.get('message')}\n"
+                               + "\n".join(state.get("log_tail") or []))
+        if time.time() > deadline:
+            raise RuntimeError(f"no train rows after {timeout:.0f} s (state {state.get('state')})")
+        time.sleep(1.0)
+
+
+def wait_for_row_after(watcher: RowWatcher, moment: float, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(seen > moment for seen, _ in watcher.rows):
+        time.sleep(0.5)
+
+
+def cancel_and_wait(client: Client, run_id: str, timeout: float = 60.0) -> str:
+    try:
+        client.predict(run_id, "", api_name="/cancel_run")
+    except Exception as exc:  # already finished: nothing to cancel
+        print(f"cancel: {exc}")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = client.predict(run_id, api_name="/run_status").get("state")
+        if state not in ("queued", "running"):
+            return state
+        time.sleep(1.0)
+    return "still running"
+
+
+def kill_leftover_worker(app: App, run_id: str) -> None:
+    """The worker outlives the server by design; ours must not outlive the benchmark."""
+    from engine.worker_process import pid_is_worker
+
+    if app.runs_dir is None:
+        return
+    try:
+        pid = json.loads((app.runs_dir / run_id / "status.json").read_text()).get("pid")
+    except (OSError, ValueError):
+        return
+    deadline = time.time() + 15  # "cancelled" is written just before the worker exits
+    while pid_is_worker(pid, run_id) and time.time() < deadline:
+        time.sleep(0.5)
+    if pid_is_worker(pid, run_id):
+        print(f"killing the run's worker (pid {pid}), which did not stop after cancel")
+        os.killpg(int(pid), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- the load
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    issued: int = 0
+
+    def take_ticket(self, cap: int) -> bool:
+        with self.lock:
+            if self.issued >= cap:
+                return False
+            self.issued += 1
+            return True
+
+    def record(self, endpoint: str, seconds: float, error: str | None) -> None:
+        with self.lock:
+            self.latencies[endpoint].append(seconds)
+            if error is not None:
+                self.errors[endpoint].append(error)
+
+
+def call(client: Client, endpoint: str, run_id: str, rng: random.Random, max_docs: int):
+    if endpoint == "dataset_stats":  # small and cached after the warm-up
+        return client.predict("rotten_tomatoes", "", None, "", "bundled", 128, max_docs, api_name="/dataset_stats")
+    if endpoint == "mask_preview":
+        return client.predict(text=rng.choice(TEXTS), strategy=rng.choice(["token", "whole_word"]),
+                              mlm_probability=rng.choice([0.15, 0.3, 0.5]), seed=rng.randrange(1 << 30),
+                              api_name="/mask_preview")
+    if endpoint == "fill_mask":
+        return client.predict("bundled", rng.choice(FILL_TEXTS), 5, api_name="/fill_mask")
+    return client.predict(run_id, api_name="/run_status")
+
+
+def session(client: Client, run_id: str, args, results: Results, seed: int, deadline: float,
+            stop: threading.Event) -> None:
+    rng = random.Random(seed)
+    names, weights = list(MIX), list(MIX.values())
+    while time.time() < deadline and not stop.is_set() and results.take_ticket(args.max_requests):
+        endpoint = rng.choices(names, weights)[0]
+        start, error = time.perf_counter(), None
+        try:
+            call(client, endpoint, run_id, rng, args.stats_docs)
+        except Exception as exc:  # every failure is a finding: record it and keep going
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        results.record(endpoint, time.perf_counter() - start, error)
+        stop.wait(rng.uniform(0, 2 * args.think))
+
+
+def run_load(url: str, run_id: str, args, results: Results, stop: threading.Event) -> tuple[float, float]:
+    """(start, end) of the load window; clients are connected before it starts."""
+    clients = [new_client(url) for _ in range(args.clients)]
+    start = time.time()
+    deadline = start + args.duration
+    threads = [threading.Thread(target=session, args=(c, run_id, args, results, i, deadline, stop), daemon=True)
+               for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(timeout=0.5)  # short joins keep Ctrl-C responsive
+    return start, min(deadline, time.time())
+
+
+def warm_up(client: Client, args) -> None:
+    rng = random.Random(0)
+    for endpoint in ("dataset_stats", "mask_preview", "fill_mask"):
+        start = time.perf_counter()
+        call(client, endpoint, "", rng, args.stats_docs)
+        print(f"warm-up {endpoint}: {time.perf_counter() - start:.1f} s")
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(results: Results, window: float, before: dict, during: dict) -> int:
+    print(f"\n{'endpoint':<15}{'requests':>9}{'errors':>8}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
+    total = errors = 0
+    for endpoint in MIX:
+        lat = np.array(results.latencies.get(endpoint, []))
+        n, e = len(lat), len(results.errors.get(endpoint, []))
+        total, errors = total + n, errors + e
+        if n:
+            p50, p95 = np.percentile(lat, [50, 95])
+            print(f"{endpoint:<15}{n:>9}{e:>8}{p50:>9.2f}{p95:>9.2f}{lat.max():>9.2f}")
+    every = np.concatenate([np.array(v) for v in results.latencies.values()]) if total else np.zeros(1)
+    p50, p95 = np.percentile(every, [50, 95])
+    print(f"{'all':<15}{total:>9}{errors:>8}{p50:>9.2f}{p95:>9.2f}{every.max():>9.2f}")
+    print(f"overall: {total / max(window, 1e-9):.2f} requests/s over {window:.1f} s")
+    for endpoint, messages in results.errors.items():
+        for message in messages[:3]:
+            print(f"  error in /{endpoint}: {message}")
+    print("\nrun throughput (train rows of metrics.jsonl whose whole log window lies in each phase):")
+    for name, t in (("before load", before), ("during load", during)):
+        if t.get("rows"):
+            print(f"  {name}: {t['tokens_per_s']:.0f} tokens/s (logged step time), "
+                  f"{t['samples_per_s_wall']:.2f} samples/s (wall), {t['steps']} steps in {t['rows']} rows")
+        else:
+            print(f"  {name}: no complete log window (raise --baseline or --duration, or lower --log-every)")
+    if before.get("rows") and during.get("rows"):
+        ratio = during["tokens_per_s"] / before["tokens_per_s"]
+        wall = during["samples_per_s_wall"] / before["samples_per_s_wall"]
+        print(f"  during/before: {ratio:.2f} tokens/s (drop {1 - ratio:.0%}), {wall:.2f} wall samples/s "
+              f"(drop {1 - wall:.0%})")
+    return 1 if errors else 0
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clients", type=int, default=20, help="simultaneous gradio_client sessions")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    p.add_argument("--baseline", type=float, default=25.0, help="seconds of training measured with no load")
+    p.add_argument("--url", help="a running app on this machine (loopback only); default: start one")
+    p.add_argument("--model", default="bundled", help="model of the training run: 'bundled' or a local folder")
+    p.add_argument("--max-docs", type=int, default=300, help="IMDb reviews for the training run")
+    p.add_argument("--stats-docs", type=int, default=200, help="Rotten Tomatoes snippets for /dataset_stats")
+    p.add_argument("--max-requests", type=int, default=20_000, help="cap on requests in all")
+    p.add_argument("--think", type=float, default=0.5, help="mean seconds a session waits between requests")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--log-every", type=int, default=1, help="optimizer steps per train row")
+    p.add_argument("--max-steps", type=int, default=5000, help="enough to outlast the load; cancelled at the end")
+    args = p.parse_args(argv)
+    if args.url:
+        host = urlparse(args.url).hostname
+        if host not in LOOPBACK:
+            p.error(f"--url must point at this machine (127.0.0.1 or localhost), not {host!r}")
+        args.url = args.url.rstrip("/") + "/"
+    if args.clients < 1 or args.duration <= 0:
+        p.error("--clients must be at least 1 and --duration positive")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    print(f"load: {args.clients} clients for {args.duration:.0f} s, think {args.think} s mean, "
+          f"run: {args.model} full, batch {args.batch_size}, {args.max_docs} IMDb reviews; {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="mlm-load-") as tmp:
+        app = App(args.url) if args.url else App.start(Path(tmp))
+        print(f"app at {app.url}" + (f" (log {app.log_path})" if app.log_path else ""))
+        controller, run_id, watcher, stop = None, None, None, threading.Event()
+        try:
+            controller = new_client(app.url)
+            warm_up(controller, args)
+            run_id = controller.predict(train_config(args), api_name="/start_training")["run_id"]
+            print(f"run {run_id} started; waiting for its first train rows")
+            watcher = RowWatcher(run_id, app)
+            watcher.start()
+            wait_for_rows(controller, watcher, run_id, 2, timeout=300)
+            base_start = time.time()
+            time.sleep(args.baseline)
+            base_end = time.time()
+            print(f"baseline measured for {args.baseline:.0f} s; starting {args.clients} sessions")
+            results = Results()
+            load_start, load_end = run_load(app.url, run_id, args, results, stop)
+            wait_for_row_after(watcher, load_end, timeout=60)  # the row that closes the load window
+            watcher.stop_event.set()
+            watcher.join(timeout=10)
+            samples_per_step = args.batch_size
+            before = throughput(watcher.rows, base_start, base_end, samples_per_step)
+            during = throughput(watcher.rows, load_start, load_end, samples_per_step)
+            return report(results, load_end - load_start, before, during)
+        except KeyboardInterrupt:
+            print("interrupted: cleaning up")
+            stop.set()
+            return 130
+        finally:
+            if watcher is not None:
+                watcher.stop_event.set()
+            if run_id is not None and controller is not None:
+                print(f"run {run_id}: {cancel_and_wait(controller, run_id)}")
+                kill_leftover_worker(app, run_id)
+            app.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
