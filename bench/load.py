@@ -12,10 +12,12 @@ MLM_RUNS_DIR and MLM_CACHE_DIR. Then:
   3. N threads, each with its own gradio_client.Client, loop for --duration seconds over a
      mix of /dataset_stats, /mask_preview, /fill_mask and /run_status (random think time of
      0..2*--think seconds between requests; at most --max-requests in all);
-  4. measures the run's throughput from the rows logged during the load window;
+  4. measures the run's throughput from the rows logged during the load window, and again
+     for --after seconds once the load has stopped (drift from other work on the machine
+     shows up as a difference between before and after);
   5. cancels the run and shuts the app down (also on Ctrl-C or an error).
 It prints requests, errors, p50 and p95 latency per endpoint, overall requests/s, and the
-run's throughput before vs during the load. Exit code 1 if any request errored.
+run's throughput before, during and after the load. Exit code 1 if any request errored.
 The load clients run in this process on the same machine: on a small machine they take
 CPU from the app and the run too, which is part of the figure.
 """
@@ -247,6 +249,16 @@ def kill_leftover_worker(app: App, run_id: str) -> None:
         os.killpg(int(pid), signal.SIGKILL)
 
 
+def renice_worker(app: App, run_id: str, increment: int) -> None:
+    """An experiment knob: how much do the sessions gain if training yields the CPU to the server?"""
+    if app.runs_dir is None:
+        print("--nice-worker needs the app started by this script; ignored")
+        return
+    pid = json.loads((app.runs_dir / run_id / "status.json").read_text())["pid"]
+    os.setpriority(os.PRIO_PGRP, int(pid), os.getpriority(os.PRIO_PROCESS, int(pid)) + increment)
+    print(f"worker pid {pid} reniced by +{increment}")
+
+
 # ---------------------------------------------------------------- the load
 
 
@@ -324,7 +336,7 @@ def warm_up(client: Client, args) -> None:
 # ---------------------------------------------------------------- report
 
 
-def report(results: Results, window: float, before: dict, during: dict) -> int:
+def report(results: Results, window: float, phases: dict[str, dict]) -> int:
     print(f"\n{'endpoint':<15}{'requests':>9}{'errors':>8}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
     total = errors = 0
     for endpoint in MIX:
@@ -342,17 +354,20 @@ def report(results: Results, window: float, before: dict, during: dict) -> int:
         for message in messages[:3]:
             print(f"  error in /{endpoint}: {message}")
     print("\nrun throughput (train rows of metrics.jsonl whose whole log window lies in each phase):")
-    for name, t in (("before load", before), ("during load", during)):
+    for name, t in phases.items():
         if t.get("rows"):
             print(f"  {name}: {t['tokens_per_s']:.0f} tokens/s (logged step time), "
                   f"{t['samples_per_s_wall']:.2f} samples/s (wall), {t['steps']} steps in {t['rows']} rows")
         else:
             print(f"  {name}: no complete log window (raise --baseline or --duration, or lower --log-every)")
-    if before.get("rows") and during.get("rows"):
-        ratio = during["tokens_per_s"] / before["tokens_per_s"]
-        wall = during["samples_per_s_wall"] / before["samples_per_s_wall"]
-        print(f"  during/before: {ratio:.2f} tokens/s (drop {1 - ratio:.0%}), {wall:.2f} wall samples/s "
-              f"(drop {1 - wall:.0%})")
+    during = phases["during load"]
+    for name in ("before load", "after load"):
+        base = phases[name]
+        if base.get("rows") and during.get("rows"):
+            ratio = during["tokens_per_s"] / base["tokens_per_s"]
+            wall = during["samples_per_s_wall"] / base["samples_per_s_wall"]
+            print(f"  during/{name.split()[0]}: {ratio:.2f} tokens/s (drop {1 - ratio:.0%}), "
+                  f"{wall:.2f} wall samples/s (drop {1 - wall:.0%})")
     return 1 if errors else 0
 
 
@@ -364,6 +379,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=20, help="simultaneous gradio_client sessions")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     p.add_argument("--baseline", type=float, default=25.0, help="seconds of training measured with no load")
+    p.add_argument("--after", type=float, default=15.0,
+                   help="seconds of training measured after the load (other work on the machine shows as drift)")
+    p.add_argument("--nice-worker", type=int, default=0,
+                   help="experiment: renice the run's worker by this much (needs the app started here)")
     p.add_argument("--url", help="a running app on this machine (loopback only); default: start one")
     p.add_argument("--model", default="bundled", help="model of the training run: 'bundled' or a local folder")
     p.add_argument("--max-docs", type=int, default=300, help="IMDb reviews for the training run")
@@ -400,6 +419,8 @@ def main(argv=None) -> int:
             watcher = RowWatcher(run_id, app)
             watcher.start()
             wait_for_rows(controller, watcher, run_id, 2, timeout=300)
+            if args.nice_worker:
+                renice_worker(app, run_id, args.nice_worker)
             base_start = time.time()
             time.sleep(args.baseline)
             base_end = time.time()
@@ -407,12 +428,16 @@ def main(argv=None) -> int:
             results = Results()
             load_start, load_end = run_load(app.url, run_id, args, results, stop)
             wait_for_row_after(watcher, load_end, timeout=60)  # the row that closes the load window
+            after_start = time.time()
+            time.sleep(args.after)
+            wait_for_row_after(watcher, after_start + args.after, timeout=60)
             watcher.stop_event.set()
             watcher.join(timeout=10)
             samples_per_step = args.batch_size
-            before = throughput(watcher.rows, base_start, base_end, samples_per_step)
-            during = throughput(watcher.rows, load_start, load_end, samples_per_step)
-            return report(results, load_end - load_start, before, during)
+            windows = {"before load": (base_start, base_end), "during load": (load_start, load_end),
+                       "after load": (after_start, after_start + args.after)}
+            phases = {name: throughput(watcher.rows, *w, samples_per_step) for name, w in windows.items()}
+            return report(results, load_end - load_start, phases)
         except KeyboardInterrupt:
             print("interrupted: cleaning up")
             stop.set()
