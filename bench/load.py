@@ -96,8 +96,10 @@ class App:
                    GRADIO_ANALYTICS_ENABLED="False")
         log_path = tmp / "app.log"
         with open(log_path, "wb") as log:
+            # its own session: a Ctrl-C in the terminal reaches only this script, which then
+            # cancels the run through the app before stopping it
             proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         app = cls(f"http://127.0.0.1:{port}/", tmp / "runs", proc, log_path)
         try:
             wait_until_up(app.url, proc)
@@ -220,11 +222,14 @@ def wait_for_row_after(watcher: RowWatcher, moment: float, timeout: float) -> No
 def cancel_and_wait(client: Client, run_id: str, timeout: float = 60.0) -> str:
     try:
         client.predict(run_id, "", api_name="/cancel_run")
-    except Exception as exc:  # already finished: nothing to cancel
+    except Exception as exc:  # already finished (nothing to cancel), or the app is gone
         print(f"cancel: {exc}")
     deadline = time.time() + timeout
     while time.time() < deadline:
-        state = client.predict(run_id, api_name="/run_status").get("state")
+        try:
+            state = client.predict(run_id, api_name="/run_status").get("state")
+        except Exception as exc:
+            return f"unknown ({exc})"
         if state not in ("queued", "running"):
             return state
         time.sleep(1.0)
@@ -257,6 +262,36 @@ def renice_worker(app: App, run_id: str, increment: int) -> None:
     pid = json.loads((app.runs_dir / run_id / "status.json").read_text())["pid"]
     os.setpriority(os.PRIO_PGRP, int(pid), os.getpriority(os.PRIO_PROCESS, int(pid)) + increment)
     print(f"worker pid {pid} reniced by +{increment}")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(app: App, run_id: str) -> dict[str, float | None]:
+    """Where the CPU goes: the web server, the run's worker, and these load clients."""
+    pids = {"load clients (this script)": os.getpid()}
+    if app.proc is not None:
+        pids["web server (app.py)"] = app.proc.pid
+    if app.runs_dir is not None:
+        pid = json.loads((app.runs_dir / run_id / "status.json").read_text()).get("pid")
+        if pid:
+            pids["training worker"] = int(pid)
+    return {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+
+def print_cpu(before: dict, after: dict, seconds: float) -> None:
+    print(f"\nCPU used during the load ({os.cpu_count()} CPUs x {seconds:.0f} s = {os.cpu_count() * seconds:.0f} "
+          f"CPU-s available, shared with anything else running here):")
+    for name, start in before.items():
+        end = after.get(name)
+        if start is not None and end is not None:
+            print(f"  {name}: {end - start:.1f} CPU-s ({(end - start) / seconds:.2f} cores)")
 
 
 # ---------------------------------------------------------------- the load
@@ -310,9 +345,9 @@ def session(client: Client, run_id: str, args, results: Results, seed: int, dead
         stop.wait(rng.uniform(0, 2 * args.think))
 
 
-def run_load(url: str, run_id: str, args, results: Results, stop: threading.Event) -> tuple[float, float]:
-    """(start, end) of the load window; clients are connected before it starts."""
-    clients = [new_client(url) for _ in range(args.clients)]
+def run_load(clients: list[Client], run_id: str, args, results: Results, stop: threading.Event
+             ) -> tuple[float, float]:
+    """(start, end) of the load window."""
     start = time.time()
     deadline = start + args.duration
     threads = [threading.Thread(target=session, args=(c, run_id, args, results, i, deadline, stop), daemon=True)
@@ -374,6 +409,23 @@ def report(results: Results, window: float, phases: dict[str, dict]) -> int:
 # ---------------------------------------------------------------- main
 
 
+def clean_up(app: App, controller: Client | None, run_id: str | None, watcher: RowWatcher | None,
+             stop: threading.Event) -> None:
+    """Stop the sessions, cancel the run, stop the app: each step even if one before it failed."""
+    stop.set()
+    if watcher is not None:
+        watcher.stop_event.set()
+    try:
+        if run_id is not None and controller is not None:
+            print(f"run {run_id}: {cancel_and_wait(controller, run_id)}")
+    finally:
+        try:
+            if run_id is not None:
+                kill_leftover_worker(app, run_id)
+        finally:
+            app.stop()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=20, help="simultaneous gradio_client sessions")
@@ -403,8 +455,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Ctrl-C and a plain kill both clean up (a shell's background job starts with SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
     print(f"load: {args.clients} clients for {args.duration:.0f} s, think {args.think} s mean, "
           f"run: {args.model} full, batch {args.batch_size}, {args.max_docs} IMDb reviews; {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="mlm-load-") as tmp:
@@ -426,7 +485,10 @@ def main(argv=None) -> int:
             base_end = time.time()
             print(f"baseline measured for {args.baseline:.0f} s; starting {args.clients} sessions")
             results = Results()
-            load_start, load_end = run_load(app.url, run_id, args, results, stop)
+            clients = [new_client(app.url) for _ in range(args.clients)]  # connected before the clock starts
+            cpu_before = cpu_snapshot(app, run_id)
+            load_start, load_end = run_load(clients, run_id, args, results, stop)
+            cpu_after = cpu_snapshot(app, run_id)
             wait_for_row_after(watcher, load_end, timeout=60)  # the row that closes the load window
             after_start = time.time()
             time.sleep(args.after)
@@ -437,18 +499,14 @@ def main(argv=None) -> int:
             windows = {"before load": (base_start, base_end), "during load": (load_start, load_end),
                        "after load": (after_start, after_start + args.after)}
             phases = {name: throughput(watcher.rows, *w, samples_per_step) for name, w in windows.items()}
-            return report(results, load_end - load_start, phases)
+            code = report(results, load_end - load_start, phases)
+            print_cpu(cpu_before, cpu_after, load_end - load_start)
+            return code
         except KeyboardInterrupt:
             print("interrupted: cleaning up")
-            stop.set()
             return 130
         finally:
-            if watcher is not None:
-                watcher.stop_event.set()
-            if run_id is not None and controller is not None:
-                print(f"run {run_id}: {cancel_and_wait(controller, run_id)}")
-                kill_leftover_worker(app, run_id)
-            app.stop()
+            clean_up(app, controller, run_id, watcher, stop)
 
 
 if __name__ == "__main__":
