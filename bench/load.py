@@ -25,273 +25,40 @@ CPU from the app and the run too, which is part of the figure.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-from gradio_client import Client  # noqa: E402
+from gradio_client import Client
+from load_run import (  # bench/ is on sys.path when this file runs as a script
+    App,
+    RowWatcher,
+    cancel_and_wait,
+    cpu_snapshot,
+    kill_leftover_worker,
+    new_client,
+    print_cpu,
+    renice_worker,
+    throughput,
+    train_config,
+    wait_for_row_after,
+    wait_for_rows,
+)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TEXTS = ["The movie was great fun.", "A slow, boring film with a terrible script.",
          "I loved the acting, but the ending made no sense at all.", "Best horror movie of the decade."]
 FILL_TEXTS = ["This is a great [MASK].", "The acting was [MASK].", "I [MASK] this movie."]
 MIX = {"dataset_stats": 0.2, "mask_preview": 0.35, "fill_mask": 0.3, "run_status": 0.15}
-
-
-# ---------------------------------------------------------------- the app
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, proc: subprocess.Popen | None, timeout: float = 240.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the app exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(1.0)
-    raise RuntimeError(f"the app did not answer at {url} within {timeout:.0f} s")
-
-
-@dataclass
-class App:
-    url: str
-    runs_dir: Path | None = None  # known when we started the app: metrics are read from disk
-    proc: subprocess.Popen | None = None
-    log_path: Path | None = None
-
-    @classmethod
-    def start(cls, tmp: Path) -> App:
-        port = free_port()
-        env = dict(os.environ, PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", MLM_RUNS_DIR=str(tmp / "runs"),
-                   MLM_CACHE_DIR=str(tmp / "cache"), MLM_CANCEL_GRACE_S="15", HF_HUB_OFFLINE="1",
-                   GRADIO_ANALYTICS_ENABLED="False")
-        log_path = tmp / "app.log"
-        with open(log_path, "wb") as log:
-            # its own session: a Ctrl-C in the terminal reaches only this script, which then
-            # cancels the run through the app before stopping it
-            proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        app = cls(f"http://127.0.0.1:{port}/", tmp / "runs", proc, log_path)
-        try:
-            wait_until_up(app.url, proc)
-        except BaseException:
-            app.stop()
-            raise
-        return app
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)  # gradio closes its server on KeyboardInterrupt
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def new_client(url: str) -> Client:
-    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
-
-
-# ---------------------------------------------------------------- the run and its throughput
-
-
-def train_config(args) -> str:
-    return json.dumps({
-        "model": args.model, "method": "full", "batch_size": args.batch_size, "chunk_size": 128,
-        "max_steps": args.max_steps, "log_every": args.log_every, "eval_every": 0, "save_every": 0,
-        "train_size": 0, "test_size": 16, "corpus": {"source": "imdb", "max_docs": args.max_docs},
-    })
-
-
-class RowWatcher(threading.Thread):
-    """Collects the run's train rows with the time each was first seen."""
-
-    def __init__(self, run_id: str, app: App, period: float = 0.25):
-        super().__init__(daemon=True)
-        self.run_id, self.app, self.period = run_id, app, period
-        self.rows: list[tuple[float, dict]] = []
-        self.stop_event = threading.Event()
-        self.client = None if app.runs_dir else new_client(app.url)
-
-    def run(self) -> None:
-        offset, seen = 0, set()
-        while not self.stop_event.wait(self.period):
-            if self.client is None:
-                offset = self._read_file(offset)
-            else:
-                try:
-                    latest = self.client.predict(self.run_id, api_name="/run_status").get("latest") or {}
-                except Exception:  # a slow or failed poll only loses a sample
-                    continue
-                row = latest.get("train") or {}
-                if row and row["step"] not in seen:
-                    seen.add(row["step"])
-                    self.rows.append((time.time(), row))
-
-    def _read_file(self, offset: int) -> int:
-        path = self.app.runs_dir / self.run_id / "metrics.jsonl"
-        if not path.exists():
-            return offset
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
-        now = time.time()
-        for line in data[:end].splitlines():
-            row = json.loads(line)
-            if row.get("kind") == "train":
-                self.rows.append((now, row))
-        return offset + end
-
-    def train_rows(self) -> int:
-        return len(self.rows)
-
-
-def throughput(rows: list[tuple[float, dict]], start: float, end: float, samples_per_step: int) -> dict:
-    """The run's speed over the rows whose whole log window lies in [start, end].
-
-    Row i's window ends at offset + elapsed_s (the worker's clock mapped onto ours: the
-    smallest lag between logging a row and seeing it) and starts where row i-1 ended."""
-    if len(rows) < 2:
-        return {"rows": 0}
-    offset = min(seen - row["elapsed_s"] for seen, row in rows)
-    ends = [offset + row["elapsed_s"] for _, row in rows]
-    picked = [i for i in range(1, len(rows)) if ends[i - 1] >= start and ends[i] <= end]
-    if not picked:
-        return {"rows": 0}
-    rates = [rows[i][1]["tokens_per_s"] for i in picked]
-    steps = sum(rows[i][1]["step"] - rows[i - 1][1]["step"] for i in picked)
-    wall = sum(rows[i][1]["elapsed_s"] - rows[i - 1][1]["elapsed_s"] for i in picked)
-    return {
-        "rows": len(picked), "steps": steps,
-        # every row covers the same number of tokens, so the harmonic mean is total tokens / total step time
-        "tokens_per_s": len(rates) / sum(1.0 / max(r, 1e-9) for r in rates),
-        "samples_per_s_wall": steps * samples_per_step / max(wall, 1e-9),
-    }
-
-
-def wait_for_rows(client: Client, watcher: RowWatcher, run_id: str, n: int, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while watcher.train_rows() < n:
-        state = client.predict(run_id, api_name="/run_status")
-        if state.get("state") not in ("queued", "running"):
-            raise RuntimeError(f"the run stopped before the load: {state.get('state')}: {state.get('message')}\n"
-                               + "\n".join(state.get("log_tail") or []))
-        if time.time() > deadline:
-            raise RuntimeError(f"no train rows after {timeout:.0f} s (state {state.get('state')})")
-        time.sleep(1.0)
-
-
-def wait_for_row_after(watcher: RowWatcher, moment: float, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and not any(seen > moment for seen, _ in watcher.rows):
-        time.sleep(0.5)
-
-
-def cancel_and_wait(client: Client, run_id: str, timeout: float = 60.0) -> str:
-    try:
-        client.predict(run_id, "", api_name="/cancel_run")
-    except Exception as exc:  # already finished (nothing to cancel), or the app is gone
-        print(f"cancel: {exc}")
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            state = client.predict(run_id, api_name="/run_status").get("state")
-        except Exception as exc:
-            return f"unknown ({exc})"
-        if state not in ("queued", "running"):
-            return state
-        time.sleep(1.0)
-    return "still running"
-
-
-def kill_leftover_worker(app: App, run_id: str) -> None:
-    """The worker outlives the server by design; ours must not outlive the benchmark."""
-    from engine.worker_process import pid_is_worker
-
-    if app.runs_dir is None:
-        return
-    try:
-        pid = json.loads((app.runs_dir / run_id / "status.json").read_text()).get("pid")
-    except (OSError, ValueError):
-        return
-    deadline = time.time() + 15  # "cancelled" is written just before the worker exits
-    while pid_is_worker(pid, run_id) and time.time() < deadline:
-        time.sleep(0.5)
-    if pid_is_worker(pid, run_id):
-        print(f"killing the run's worker (pid {pid}), which did not stop after cancel")
-        os.killpg(int(pid), signal.SIGKILL)
-
-
-def renice_worker(app: App, run_id: str, increment: int) -> None:
-    """An experiment knob: how much do the sessions gain if training yields the CPU to the server?"""
-    if app.runs_dir is None:
-        print("--nice-worker needs the app started by this script; ignored")
-        return
-    pid = json.loads((app.runs_dir / run_id / "status.json").read_text())["pid"]
-    os.setpriority(os.PRIO_PGRP, int(pid), os.getpriority(os.PRIO_PROCESS, int(pid)) + increment)
-    print(f"worker pid {pid} reniced by +{increment}")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc), None where it cannot be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(app: App, run_id: str) -> dict[str, float | None]:
-    """Where the CPU goes: the web server, the run's worker, and these load clients."""
-    pids = {"load clients (this script)": os.getpid()}
-    if app.proc is not None:
-        pids["web server (app.py)"] = app.proc.pid
-    if app.runs_dir is not None:
-        pid = json.loads((app.runs_dir / run_id / "status.json").read_text()).get("pid")
-        if pid:
-            pids["training worker"] = int(pid)
-    return {name: cpu_seconds(pid) for name, pid in pids.items()}
-
-
-def print_cpu(before: dict, after: dict, seconds: float) -> None:
-    print(f"\nCPU used during the load ({os.cpu_count()} CPUs x {seconds:.0f} s = {os.cpu_count() * seconds:.0f} "
-          f"CPU-s available, shared with anything else running here):")
-    for name, start in before.items():
-        end = after.get(name)
-        if start is not None and end is not None:
-            print(f"  {name}: {end - start:.1f} CPU-s ({(end - start) / seconds:.2f} cores)")
 
 
 # ---------------------------------------------------------------- the load
@@ -480,27 +247,27 @@ def main(argv=None) -> int:
             wait_for_rows(controller, watcher, run_id, 2, timeout=300)
             if args.nice_worker:
                 renice_worker(app, run_id, args.nice_worker)
-            base_start = time.time()
+            cpu = {"before load": [cpu_snapshot(app, run_id)]}
             time.sleep(args.baseline)
-            base_end = time.time()
+            cpu["before load"].append(cpu_snapshot(app, run_id))
             print(f"baseline measured for {args.baseline:.0f} s; starting {args.clients} sessions")
             results = Results()
             clients = [new_client(app.url) for _ in range(args.clients)]  # connected before the clock starts
-            cpu_before = cpu_snapshot(app, run_id)
+            cpu["during load"] = [cpu_snapshot(app, run_id)]
             load_start, load_end = run_load(clients, run_id, args, results, stop)
-            cpu_after = cpu_snapshot(app, run_id)
+            cpu["during load"].append(cpu_snapshot(app, run_id))
             wait_for_row_after(watcher, load_end, timeout=60)  # the row that closes the load window
-            after_start = time.time()
+            cpu["after load"] = [cpu_snapshot(app, run_id)]
             time.sleep(args.after)
-            wait_for_row_after(watcher, after_start + args.after, timeout=60)
+            cpu["after load"].append(cpu_snapshot(app, run_id))
+            wait_for_row_after(watcher, cpu["after load"][1][0], timeout=60)
             watcher.stop_event.set()
             watcher.join(timeout=10)
-            samples_per_step = args.batch_size
-            windows = {"before load": (base_start, base_end), "during load": (load_start, load_end),
-                       "after load": (after_start, after_start + args.after)}
-            phases = {name: throughput(watcher.rows, *w, samples_per_step) for name, w in windows.items()}
+            windows = {name: (a[0], b[0]) for name, (a, b) in cpu.items()}
+            windows["during load"] = (load_start, load_end)
+            phases = {name: throughput(watcher.rows, *w, args.batch_size) for name, w in windows.items()}
             code = report(results, load_end - load_start, phases)
-            print_cpu(cpu_before, cpu_after, load_end - load_start)
+            print_cpu(cpu)
             return code
         except KeyboardInterrupt:
             print("interrupted: cleaning up")
