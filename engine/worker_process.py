@@ -53,6 +53,11 @@ def launch(run_dir: Path, resume: bool = False, train_target: str = DEFAULT_TRAI
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # On CPU the worker shares the cores with the web server. OpenMP threads that spin while
+    # they wait burn the CPU they get: under bench/load.py (20 sessions, 2 cores) training
+    # ran at 0.1x its idle speed with spinning and 0.4x with passive waits, which cost ~7%
+    # with the cores to itself. OMP_WAIT_POLICY=ACTIVE in the server's environment reverts it.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     with open(Path(run_dir) / "worker.log", "ab") as log:
         popen = subprocess.Popen(
