@@ -19,7 +19,10 @@ MLM_RUNS_DIR and MLM_CACHE_DIR. Then:
 It prints requests, errors, p50 and p95 latency per endpoint, overall requests/s, and the
 run's throughput before, during and after the load. Exit code 1 if any request errored.
 The load clients run in this process on the same machine: on a small machine they take
-CPU from the app and the run too, which is part of the figure.
+CPU from the app and the run too, which is part of the figure. A last table shows how many
+cores the worker, the web server, the load clients and everything else used in each phase
+(Linux /proc; needs the app started by this script), so a busy neighbour is visible.
+--nice-worker N renices the run's worker (an experiment: does the UI gain if training yields?).
 """
 
 from __future__ import annotations
