@@ -77,7 +77,7 @@ def measure_latency(page, path: Path, samples: int = 5) -> list[float]:
 
 
 def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_model_dir, tmp_path_factory,
-                                               app_runs_dir):
+                                               app_runs_dir, request):
     runs_before = {p.name for p in Path(app_runs_dir).iterdir() if p.is_dir()}
     open_train_tab(page, app_url)
     fill(page, "train-model", tiny_model_dir)
@@ -87,13 +87,16 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
     fill(page, "train-train-size", 64)
     fill(page, "train-test-size", 16)
     page.get_by_text("Optimisation").click()
-    for elem_id, value in (("train-max-steps", 400), ("train-batch", 8), ("train-log-every", 1),
+    for elem_id, value in (("train-max-steps", 5000), ("train-batch", 8), ("train-log-every", 1),
                            ("train-eval-every", 20), ("train-lr", 0.001)):
         fill(page, elem_id, value)
 
     page.locator("#train-start").dblclick()  # two hasty clicks: one run
     run_id = run_id_on_page(page)
     path = metrics_file(app_runs_dir, run_id)
+    # The run is long enough to outlive every check below; if one fails, stop it anyway
+    # (the worker polls this flag file) so it does not train on through the rest of the suite.
+    request.addfinalizer(lambda: (path.parent / "cancel").touch())
 
     # The chart grows while the run goes on, and each new step gets there quickly.
     page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=120_000)
