@@ -19,13 +19,20 @@ import gradio as gr
 from components import training_api
 from components.common import user_errors
 from components.run_plots import progress_html
-from components.training_form import build_form, config_from_values, method_changed, model_changed
+from components.training_form import (
+    build_form,
+    config_from_values,
+    method_changed,
+    model_changed,
+    values_from_config,
+)
 from components.training_view import NO_RUN, attach, blank, empty_view, history, poll
 from engine import export, jobs
 from engine.errors import UserError
 from engine.hardware import detect
 from engine.jobs import DuplicateSubmission
 from engine.offline import is_offline
+from engine.run_files import read_json
 from engine.run_registry import browser_secret
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves files from the temp dir
@@ -138,6 +145,17 @@ def render(demo: gr.Blocks) -> None:
         run_id = str(evt.row_value[0]) if evt.row_value else ""
         return (run_id, *poll(attach(run_id, owner_token), x, force=True))
 
+    def show_settings(state):
+        """Fill the form with the attached run's settings (after a reload, a link or a history click)."""
+        run_id = (state or {}).get("run_id")
+        if not run_id:
+            return (gr.skip(),) * len(names)
+        try:
+            config = read_json(jobs.run_dir(run_id) / "config.json")
+        except UserError:
+            return (gr.skip(),) * len(names)
+        return tuple(values_from_config(names, config)) if config else (gr.skip(),) * len(names)
+
     @user_errors
     def cancel(owner_token, state, x):
         gr.Info(jobs.cancel(state.get("run_id", ""), owner=owner_token))
@@ -168,14 +186,16 @@ def render(demo: gr.Blocks) -> None:
     timer.tick(poll, [view, xaxis], outputs, concurrency_limit=None, show_progress="hidden", **PRIVATE)
     xaxis.change(lambda state, x: poll(state, x, force=True), [view, xaxis], outputs, **PRIVATE)
     refresh_btn.click(history, None, history_df, **PRIVATE)
-    history_df.select(open_row, [owner, xaxis], [current, *outputs], **PRIVATE)
+    history_df.select(open_row, [owner, xaxis], [current, *outputs], **PRIVATE).then(
+        show_settings, view, form.inputs, **PRIVATE)
     zip_btn.click(make_zip, view, [zip_file, zip_md], **PRIVATE)
     push_btn.click(push, [view, repo_box, token_box, private_box], push_md, **PRIVATE)
     form["method"].change(method_changed, [form["method"], form["learning_rate"], form["lora_targets"], form["model"]],
                           [form.lora_group, form["learning_rate"], form["lora_targets"]], **PRIVATE)
     form["model"].blur(model_changed, [form["model"], form["method"]],
                        [form["lora_targets"], form["lora_train_head"]], **PRIVATE)
-    demo.load(open_shared, [owner, xaxis], outputs, **PRIVATE)
+    demo.load(open_shared, [owner, xaxis], outputs, **PRIVATE).then(show_settings, view, form.inputs, **PRIVATE)
     for state in (owner, current):
-        state.change(restore, [owner, current, view, xaxis], outputs, **PRIVATE)
+        state.change(restore, [owner, current, view, xaxis], outputs, **PRIVATE).then(
+            show_settings, view, form.inputs, **PRIVATE)
     training_api.register()

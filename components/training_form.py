@@ -138,3 +138,16 @@ def model_changed(model_ref: str, method: str):
 
     targets = ",".join(default_lora_targets(model_ref)) if method == "lora" else ""
     return targets, (model_ref or "").strip() in ("", "bundled")
+
+
+def values_from_config(names: list[str], config: dict) -> list:
+    """Widget values that show a run's own settings (config.json), so a reattached or shared
+    run is not displayed next to a form that describes something else. Fields the form cannot
+    show (an upload corpus from the CLI, unknown keys) are left as they are."""
+    corpus = config.get("corpus") or {}
+    flat = dict(config)
+    if corpus.get("source") in {value for _, value in CORPUS_CHOICES}:
+        flat.update(corpus_source=corpus["source"], hub_id=corpus.get("hub_id", ""),
+                    text_column=corpus.get("text_column", "text"), max_docs=corpus.get("max_docs", 0))
+    flat["lora_targets"] = ",".join(config.get("lora_targets") or [])
+    return [flat[n] if n in flat else gr.skip() for n in names]

@@ -117,6 +117,12 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
     assert run_id_on_page(page) == run_id
     page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=20_000)
     assert "Read-only" not in page.locator("#train-run-info").inner_text()
+    # ... and the form shows that run's settings, not the defaults.
+    model_box = page.locator("#train-model").locator("input, textarea").first
+    page.wait_for_function(
+        f"() => document.querySelector('#train-model textarea, #train-model input').value === {str(tiny_model_dir)!r}",
+        timeout=20_000)
+    assert model_box.input_value() == str(tiny_model_dir)
 
     # A shared link in another browser (no owner token): it watches, read-only.
     other = browser.new_context(viewport={"width": 1400, "height": 1000})

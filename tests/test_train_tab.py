@@ -177,3 +177,23 @@ def test_progress_bar_shows_eta_from_steps_and_elapsed_time():
     assert 'data-step="25"' in html and "25%" in html and "ETA 2:30" in html and "elapsed 0:50" in html
     assert run_plots.eta_seconds({**status, "steps_per_s": None}, now=1050.0) == pytest.approx(150.0)
     assert "ETA" not in run_plots.progress_html({**status, "state": "completed", "step": 100, "finished_at": 1100.0})
+
+
+def test_form_shows_a_runs_own_settings():
+    """A reattached or shared run fills the form with its config.json, not the defaults."""
+    import gradio as gr
+
+    from components.training_form import values_from_config
+    from engine.train_config import TrainConfig
+
+    cfg = TrainConfig(model="/some/folder", method="lora", learning_rate=3e-4, lora_targets=["query", "key"])
+    cfg.corpus = cfg.corpus.__class__(source="rotten_tomatoes", max_docs=200)
+    names = ["model", "method", "learning_rate", "lora_targets", "corpus_source", "max_docs", "batch_size"]
+    assert values_from_config(names, cfg.to_dict()) == [
+        "/some/folder", "lora", 3e-4, "query,key", "rotten_tomatoes", 200, cfg.batch_size]
+
+    # A corpus the form cannot show (an upload from the CLI) leaves the corpus widgets alone.
+    upload = {**cfg.to_dict(), "corpus": {"source": "upload", "upload_path": "/x.csv", "max_docs": 5}}
+    values = values_from_config(["corpus_source", "max_docs", "model"], upload)
+    assert values[2] == "/some/folder"
+    assert all(isinstance(v, type(gr.skip())) for v in values[:2])
