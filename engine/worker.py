@@ -103,7 +103,9 @@ def run(run_dir: Path, resume: bool, train_target: str) -> int:
     from engine.run_registry import log_tail
     from engine.train_config import TrainConfig
 
-    update_status(run_dir, state="running", pid=os.getpid(), started_at=time.time(), message="Loading model and data")
+    # A resumed run starts afresh: clear the last attempt's finish time (the progress bar's elapsed).
+    update_status(run_dir, state="running", pid=os.getpid(), started_at=time.time(), finished_at=None,
+                  message="Loading model and data")
     code, fields = 0, {}
     try:
         raw = {k: v for k, v in read_json(run_dir / "config.json").items() if k not in CONFIG_EXTRAS}
