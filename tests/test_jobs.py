@@ -154,7 +154,6 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_to_the_end(jobs, tiny_mo
     assert "from its checkpoint at step 1" in jobs.resume(run_id, owner=OWNER)
     done = final_state(jobs, run_id)
     assert done["state"] == "completed", done["message"]
-    assert done["finished_at"] >= done["started_at"]  # the resumed attempt's own times (the progress bar's elapsed)
     rows, _ = read_metrics(jobs.root / run_id)
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]  # contiguous, no repeats
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [0, 3, 6]
