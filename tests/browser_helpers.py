@@ -39,6 +39,21 @@ def fill(page, elem_id: str, value) -> None:
     box.press("Tab")  # commit the value (Gradio reads it on change/blur)
 
 
+def fill_tiny_run_form(page, model_dir: str, eval_every: int = 5, max_steps: int = 5_000) -> None:
+    """The Train form for a tiny run on 200 documents that lasts as long as a test needs
+    (many steps: the test cancels it)."""
+    fill(page, "train-model", model_dir)
+    fill(page, "train-max-docs", 200)
+    page.get_by_text("Data and masking").click()
+    fill(page, "train-chunk", 32)
+    fill(page, "train-train-size", 64)
+    fill(page, "train-test-size", 16)
+    page.get_by_text("Optimisation").click()
+    for elem_id, value in (("train-max-steps", max_steps), ("train-batch", 8), ("train-log-every", 1),
+                           ("train-eval-every", eval_every), ("train-lr", 0.001)):
+        fill(page, elem_id, value)
+
+
 def fill_visible_label(page, label: str, value) -> None:
     """A field without an elem_id, found by its label among the widgets now on screen."""
     box = page.get_by_label(label, exact=True).filter(visible=True).first

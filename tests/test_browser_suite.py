@@ -18,6 +18,7 @@ from browser_helpers import (
     LOSS_POINTS_JS,
     LOSS_STEPS_JS,
     fill,
+    fill_tiny_run_form,
     fill_visible_label,
     open_tab,
     run_folders,
@@ -112,17 +113,7 @@ def test_masking_journey(page, app_url):
 
 
 def start_tiny_run(page, model_dir: str) -> str:
-    fill(page, "train-model", model_dir)
-    fill(page, "train-max-docs", 200)
-    page.get_by_text("Data and masking").click()
-    fill(page, "train-chunk", 32)
-    fill(page, "train-train-size", 64)
-    fill(page, "train-test-size", 16)
-    page.get_by_text("Optimisation").click()
-    # Many steps, so the run lasts the whole journey; the test cancels it at the end.
-    for elem_id, value in (("train-max-steps", 5_000), ("train-batch", 8), ("train-log-every", 1),
-                           ("train-eval-every", 5), ("train-lr", 0.001)):
-        fill(page, elem_id, value)
+    fill_tiny_run_form(page, model_dir, eval_every=5)  # lasts the whole journey; cancelled at the end
     page.locator("#train-start").click()
     return run_id_on_page(page)
 

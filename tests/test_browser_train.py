@@ -8,7 +8,6 @@ asserted.
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from pathlib import Path
@@ -17,30 +16,13 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-LOSS_STEPS_JS = """() => {
-  const gd = document.querySelector('#train-loss-plot .js-plotly-plot');
-  // _fullData holds the decoded arrays (plotly.py sends numpy columns base64-encoded)
-  if (!gd || !gd._fullData || !gd._fullData.length || !gd._fullData[0].x) return 0;
-  return Math.max(0, ...Array.from(gd._fullData[0].x));
-}"""
+from browser_helpers import LOSS_STEPS_JS, fill_tiny_run_form, run_id_on_page
 
 
 def open_train_tab(page, url: str) -> None:
     page.goto(url)
     page.get_by_role("tab", name="Train").click()
     page.wait_for_selector("#train-model")
-
-
-def fill(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id}").locator("input, textarea").first
-    box.fill(str(value))
-    box.press("Tab")  # commit the value (Gradio reads it on change/blur)
-
-
-def run_id_on_page(page) -> str:
-    page.wait_for_function(
-        "() => /\\d{8}-\\d{6}-[0-9a-f]{16}/.test(document.querySelector('#train-run-info').innerText)", timeout=60_000)
-    return re.search(r"\d{8}-\d{6}-[0-9a-f]{16}", page.locator("#train-run-info").inner_text()).group(0)
 
 
 def metrics_file(runs_dir: Path, run_id: str) -> Path:
@@ -80,16 +62,7 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
                                                app_runs_dir, request):
     runs_before = {p.name for p in Path(app_runs_dir).iterdir() if p.is_dir()}
     open_train_tab(page, app_url)
-    fill(page, "train-model", tiny_model_dir)
-    fill(page, "train-max-docs", 200)
-    page.get_by_text("Data and masking").click()
-    fill(page, "train-chunk", 32)
-    fill(page, "train-train-size", 64)
-    fill(page, "train-test-size", 16)
-    page.get_by_text("Optimisation").click()
-    for elem_id, value in (("train-max-steps", 5000), ("train-batch", 8), ("train-log-every", 1),
-                           ("train-eval-every", 20), ("train-lr", 0.001)):
-        fill(page, elem_id, value)
+    fill_tiny_run_form(page, tiny_model_dir, eval_every=20)
 
     page.locator("#train-start").dblclick()  # two hasty clicks: one run
     run_id = run_id_on_page(page)
