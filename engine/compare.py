@@ -289,15 +289,12 @@ def prompt_table(names: list[str] | None, prompts, base_ref: str | None = None,
     specs = model_specs(names, base_ref)
     cache = cache or shared_cache()
     rows = []
-    with cache.lock:
-        views = cache.get_many([(s.ref, s.label) for s in specs])
-        for spec, view in zip(specs, views):
-            with cache.activate(view) as model:
-                results = fill_mask_many(model, view.tokenizer, lines, top_k=1)
-            for prompt, res in zip(lines, results):
-                for m, preds in enumerate(res.masks):
-                    rows.append({"prompt": prompt, "mask": m + 1, "model": spec.label,
-                                 "top1": preds[0].token, "probability": round(preds[0].probability, 4)})
+    per_model = cache.run_each(specs, lambda model, tok: fill_mask_many(model, tok, lines, top_k=1))
+    for spec, results in zip(specs, per_model):
+        for prompt, res in zip(lines, results):
+            for m, preds in enumerate(res.masks):
+                rows.append({"prompt": prompt, "mask": m + 1, "model": spec.label,
+                             "top1": preds[0].token, "probability": round(preds[0].probability, 4)})
     return pd.DataFrame(rows, columns=["prompt", "mask", "model", "top1", "probability"])
 
 
@@ -342,18 +339,18 @@ def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_
     eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
     cache = cache or shared_cache()
     rows = []
-    with cache.lock:
-        views = cache.get_many([(s.ref, s.label) for s in specs])
-        for spec, view in zip(specs, views):
-            recorded = spec.run.summary if spec.run else {}
-            row = {"model": spec.label, "perplexity": None, "loss": None,
-                   "recorded_before": (recorded or source.summary).get("eval_perplexity_before"),
-                   "recorded_after": recorded.get("eval_perplexity_after"), "eval_chunks": len(arrays["labels"])}
-            if _same_vocab(view.tokenizer, eval_tok):
-                with cache.activate(view) as model:
-                    loss, ppl = _evaluate(model, arrays, batch_size)
-                row.update(perplexity=round(ppl, 3), loss=round(loss, 4))
-            rows.append(row)
+    # A model with another vocabulary cannot be scored on these token ids: left blank.
+    scores = cache.run_each(
+        specs, lambda model, tok: _evaluate(model, arrays, batch_size) if _same_vocab(tok, eval_tok) else None)
+    for spec, score in zip(specs, scores):
+        recorded = spec.run.summary if spec.run else {}
+        row = {"model": spec.label, "perplexity": None, "loss": None,
+               "recorded_before": (recorded or source.summary).get("eval_perplexity_before"),
+               "recorded_after": recorded.get("eval_perplexity_after"), "eval_chunks": len(arrays["labels"])}
+        if score is not None:
+            loss, ppl = score
+            row.update(perplexity=round(ppl, 3), loss=round(loss, 4))
+        rows.append(row)
     frame = pd.DataFrame(rows)
     frame.attrs["eval_run"] = source.run_id
     return frame

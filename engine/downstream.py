@@ -100,18 +100,15 @@ def downstream_check(names: list[str] | None, base_ref: str | None = None, cfg: 
     n_test = math.ceil(len(labels) * cfg.test_fraction)  # how train_test_split rounds
     cache = cache or shared_cache()
     rows = []
-    with cache.lock:
-        views = cache.get_many([(s.ref, s.label) for s in specs])
-        for spec, view in zip(specs, views):
-            with cache.activate(view) as model:
-                feats = mean_pooled(model, view.tokenizer, texts, cfg.max_length, cfg.batch_size)
-            acc = probe_accuracies(feats, labels, cfg.seeds, cfg.test_fraction)
-            rows.append({
-                "model": spec.label,
-                "accuracy_mean": round(float(np.mean(acc)), 4),
-                "accuracy_std": round(float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, 4),
-                "accuracies": ", ".join(f"{a:.3f}" for a in acc),
-                "n_train": len(labels) - n_test,
-                "n_test": n_test,
-            })
+    features = cache.run_each(specs, lambda model, tok: mean_pooled(model, tok, texts, cfg.max_length, cfg.batch_size))
+    for spec, feats in zip(specs, features):
+        acc = probe_accuracies(feats, labels, cfg.seeds, cfg.test_fraction)
+        rows.append({
+            "model": spec.label,
+            "accuracy_mean": round(float(np.mean(acc)), 4),
+            "accuracy_std": round(float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, 4),
+            "accuracies": ", ".join(f"{a:.3f}" for a in acc),
+            "n_train": len(labels) - n_test,
+            "n_test": n_test,
+        })
     return pd.DataFrame(rows)

@@ -99,6 +99,20 @@ class ModelCache:
             keys = tuple(f"view:{resolve(ref)}" for ref, _ in refs)
             return [self.get(ref, label, keep=keys) for ref, label in refs]
 
+    def run_each(self, specs, fn) -> list:
+        """[fn(model, tokenizer)] for each spec (anything with .ref and .label), in order.
+
+        All the models are loaded for this one request (none evicted for another), and each
+        runs with its own adapter active, under the cache lock.
+        """
+        with self.lock:
+            views = self.get_many([(s.ref, s.label) for s in specs])
+            results = []
+            for view in views:
+                with self.activate(view) as model:
+                    results.append(fn(model, view.tokenizer))
+            return results
+
     def _load(self, src: str, ref: str, label: str, key: str) -> View:
         try:
             base_src = _adapter_base(src)
