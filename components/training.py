@@ -1,7 +1,7 @@
 """Train tab: start full or LoRA fine-tuning in a background worker and watch it live.
 
 The tab never trains in the web server: Start calls engine.jobs.submit, which writes the
-run folder and starts a worker process. A 1 s gr.Timer reads only the new metric rows
+run folder and starts a worker process. A 0.5 s gr.Timer reads only the new metric rows
 (byte offset kept per browser) and redraws the charts. The run id is kept in the
 browser (gr.BrowserState), so a reload reattaches; `?run=<id>` opens any run read-only.
 Ownership is a random token this browser keeps in gr.BrowserState: only it (or the
@@ -10,6 +10,8 @@ admin token) may cancel or resume.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import tempfile
 from pathlib import Path
@@ -37,6 +39,13 @@ from engine.run_registry import browser_secret
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves files from the temp dir
 PRIVATE = {"api_visibility": "private"}  # UI plumbing; the public API is in training_api.py
+
+
+def first_owner_token(secret: str, session_hash: str | None) -> str:
+    """An unguessable owner token for a page session (HMAC of its hash with the server's secret)."""
+    if not session_hash:
+        return secrets.token_urlsafe(24)
+    return hmac.new(secret.encode(), session_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _hardware_notice(mode) -> None:
@@ -103,9 +112,12 @@ def render(demo: gr.Blocks) -> None:
     names = form.names
 
     @user_errors
-    def start(owner_token, x, *values):
+    def start(owner_token, x, request: gr.Request, *values):
         cfg = config_from_values(names, list(values))
-        owner_token = owner_token or secrets.token_urlsafe(24)  # this browser's private owner token, made once
+        # This browser's private owner token, made once. It is derived from the page session, not
+        # drawn at random, so that two hasty Start clicks on a fresh page (both still without a
+        # token) carry the same owner and the second is recognised as a duplicate.
+        owner_token = owner_token or first_owner_token(secret, getattr(request, "session_hash", None))
         try:
             run_id = jobs.submit(cfg, owner=owner_token)
             gr.Info(f"Run {run_id} submitted.")

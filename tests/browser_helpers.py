@@ -33,25 +33,54 @@ def open_tab(page, url: str, name: str, ready: str) -> None:
     page.locator(ready).first.wait_for()
 
 
+def field_box(page, elem_id: str):
+    return page.locator(f"#{elem_id}").locator("input, textarea").first
+
+
 def fill(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id}").locator("input, textarea").first
+    box = field_box(page, elem_id)
     box.fill(str(value))
     box.press("Tab")  # commit the value (Gradio reads it on change/blur)
 
 
-def fill_tiny_run_form(page, model_dir: str, eval_every: int = 5, max_steps: int = 5_000) -> None:
-    """The Train form for a tiny run on 200 documents that lasts as long as a test needs
-    (many steps: the test cancels it)."""
-    fill(page, "train-model", model_dir)
-    fill(page, "train-max-docs", 200)
-    page.get_by_text("Data and masking").click()
-    fill(page, "train-chunk", 32)
-    fill(page, "train-train-size", 64)
-    fill(page, "train-test-size", 16)
-    page.get_by_text("Optimisation").click()
-    for elem_id, value in (("train-max-steps", max_steps), ("train-batch", 8), ("train-log-every", 1),
-                           ("train-eval-every", eval_every), ("train-lr", 0.001)):
+def fill_form(page, values: dict[str, object], rounds: int = 5) -> None:
+    """Fill several fields, then read them all back and fill again any that lost its value.
+
+    A field in an accordion opened just before can be re-rendered with its old value right
+    after Playwright typed into it (a CI run started a 24-step run instead of a 5,000-step one
+    that way), so typing once is not proof the form holds the value."""
+    for elem_id, value in values.items():
         fill(page, elem_id, value)
+    for _ in range(rounds):
+        page.wait_for_timeout(200)  # give a late re-render the chance to happen before we look
+        lost = {k: v for k, v in values.items() if field_box(page, k).input_value() != str(v)}
+        if not lost:
+            return
+        for elem_id, value in lost.items():
+            fill(page, elem_id, value)
+    raise AssertionError(f"the form kept losing these values: {sorted(lost)}")
+
+
+def fill_tiny_run_form(page, model_dir: str, eval_every: int = 5, max_steps: int = 5_000) -> dict:
+    """The Train form for a tiny run on 200 documents that lasts as long as a test needs
+    (many steps: the test cancels it). Returns the settings the run's config.json must show."""
+    page.get_by_text("Data and masking").click()
+    page.get_by_text("Optimisation").click()
+    field_box(page, "train-max-steps").wait_for()
+    fill_form(page, {"train-model": model_dir, "train-max-docs": 200, "train-chunk": 32, "train-train-size": 64,
+                     "train-test-size": 16, "train-max-steps": max_steps, "train-batch": 8, "train-log-every": 1,
+                     "train-eval-every": eval_every, "train-lr": 0.001})
+    return {"model": model_dir, "chunk_size": 32, "train_size": 64, "test_size": 16, "max_steps": max_steps,
+            "batch_size": 8, "log_every": 1, "eval_every": eval_every, "learning_rate": 0.001}
+
+
+def assert_run_config(folder: Path, expected: dict) -> None:
+    """The run on disk was started with the settings the test typed (not a default that slipped in)."""
+    import json
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    got = {k: config.get(k) for k in expected}
+    assert got == expected, f"the run was started with {got}, the form was filled with {expected}"
 
 
 def fill_visible_label(page, label: str, value) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from pathlib import Path
 
 import pytest
 from browser_helpers import (
     LOSS_POINTS_JS,
     LOSS_STEPS_JS,
+    assert_run_config,
     fill,
     fill_tiny_run_form,
     fill_visible_label,
@@ -112,16 +114,18 @@ def test_masking_journey(page, app_url):
 # ---------------------------------------------------------------- Train
 
 
-def start_tiny_run(page, model_dir: str) -> str:
-    fill_tiny_run_form(page, model_dir, eval_every=5)  # lasts the whole journey; cancelled at the end
+def start_tiny_run(page, model_dir: str, runs_dir: Path) -> str:
+    expected = fill_tiny_run_form(page, model_dir, eval_every=5)  # lasts the whole journey; cancelled at the end
     page.locator("#train-start").click()
-    return run_id_on_page(page)
+    run_id = run_id_on_page(page)
+    assert_run_config(Path(runs_dir) / run_id, expected)
+    return run_id
 
 
 def test_train_journey(page, browser, app_url, app_runs_dir, tiny_model_dir):
     runs_before = run_folders(app_runs_dir)
     open_tab(page, app_url, "Train", "#train-model")
-    run_id = start_tiny_run(page, tiny_model_dir)
+    run_id = start_tiny_run(page, tiny_model_dir, app_runs_dir)
     assert run_folders(app_runs_dir) - runs_before == {run_id}
 
     try:

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-from browser_helpers import LOSS_STEPS_JS, fill_tiny_run_form, run_id_on_page
+from browser_helpers import LOSS_STEPS_JS, assert_run_config, fill_tiny_run_form, run_id_on_page, run_state_on_disk
 
 
 def open_train_tab(page, url: str) -> None:
@@ -62,7 +62,7 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
                                                app_runs_dir, request):
     runs_before = {p.name for p in Path(app_runs_dir).iterdir() if p.is_dir()}
     open_train_tab(page, app_url)
-    fill_tiny_run_form(page, tiny_model_dir, eval_every=20)
+    expected = fill_tiny_run_form(page, tiny_model_dir, eval_every=20)
 
     page.locator("#train-start").dblclick()  # two hasty clicks: one run
     run_id = run_id_on_page(page)
@@ -70,11 +70,12 @@ def test_start_watch_reload_and_share_read_only(page, browser, app_url, tiny_mod
     # The run is long enough to outlive every check below; if one fails, stop it anyway
     # (the worker polls this flag file) so it does not train on through the rest of the suite.
     request.addfinalizer(lambda: (path.parent / "cancel").touch())
+    assert_run_config(path.parent, expected)
 
     # The chart grows while the run goes on, and each new step gets there quickly.
     page.wait_for_function(f"() => ({LOSS_STEPS_JS})() >= 1", timeout=120_000)
     delays = measure_latency(page, path)
-    assert delays, "no step was logged while watching"
+    assert len(delays) == 5, f"the run stopped logging while watched: {run_state_on_disk(path.parent)}"
     print(f"\nlogged step -> loss chart: median {statistics.median(delays):.2f} s, "
           f"max {max(delays):.2f} s over {len(delays)} steps (goal: within 2 s)")
     assert page.evaluate(LOSS_STEPS_JS) > 1

@@ -197,3 +197,16 @@ def test_form_shows_a_runs_own_settings():
     values = values_from_config(["corpus_source", "max_docs", "model"], upload)
     assert values[2] == "/some/folder"
     assert all(isinstance(v, type(gr.skip())) for v in values[:2])
+
+
+def test_a_fresh_page_gets_one_owner_token_for_all_its_clicks():
+    """Two Start clicks before the first answer both arrive without a token; they must get
+    the same owner, or the job registry could not tell a double click from two runs."""
+    from components.training import first_owner_token
+
+    one = first_owner_token("server-secret", "session-a")
+    assert one == first_owner_token("server-secret", "session-a")
+    assert one != first_owner_token("server-secret", "session-b")
+    assert one != first_owner_token("other-secret", "session-a")  # not derivable from the session alone
+    assert "session-a" not in one and len(one) == 32
+    assert first_owner_token("server-secret", None) != first_owner_token("server-secret", None)
