@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine import checkpoints, data, lora, run_files
+from engine import checkpoints, cpu_dropout, data, lora, run_files
 from engine.eval_set import build_eval_set, evaluate, load_eval_set, save_eval_set
 from engine.mlm_head import masked_lm_loss
 from engine.models import load_mlm
@@ -161,6 +161,8 @@ class _Run:
         state = checkpoints.load_state(ckpt) if ckpt is not None else {}
         torch.manual_seed(cfg.seed + acc.process_index)  # LoRA init and dropout
         model, self.tokenizer, info = _load_model(cfg, ckpt)
+        if acc.device.type == "cpu" and cpu_dropout.wanted():
+            cpu_dropout.install(model)  # nothing is saved differently: see engine/cpu_dropout.py
         self.model_type = info.model_type
         with acc.main_process_first():  # the first process fills the tokenization cache
             train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.run_dir, self.main)
