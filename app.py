@@ -28,7 +28,7 @@ def build_app() -> gr.Blocks:
         gr.Markdown(hardware.banner_markdown(hardware.detect()), elem_id="hardware-banner")
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset"):
-                dataset.render()
+                corpus_stats = dataset.render()
             with gr.Tab("Masking", id="masking"):
                 masking.render()
             with gr.Tab("Train", id="train"):
@@ -36,7 +36,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 compare.render(demo)
             with gr.Tab("Costs", id="costs"):
-                costs.render()
+                costs.render(corpus_stats)
     return demo
 
 

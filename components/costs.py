@@ -52,6 +52,7 @@ from engine.costs_arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_preset
 from engine.costs_calibrate import finished_runs
 from engine.costs_memory import OPTIMIZER_LABELS, PARTS
 from engine.costs_time import DEFAULT_UTILISATION
+from engine.errors import UserError
 from engine.gpu_presets import DEFAULT_GPU, PRESETS, preset
 
 GIB, MIB = 1024**3, 1024**2
@@ -83,8 +84,6 @@ def run_estimate(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_sa
 
 def _given(value, label: str):
     if value is None or value == "":
-        from engine.errors import UserError
-
         raise UserError(f"{label} is empty: type a number.")
     return value
 
@@ -227,6 +226,26 @@ def count_corpus(source: str, seq_len):
     return f"{counted['tokens']:,}", counted["note"]
 
 
+@user_errors
+def tokens_from_dataset_tab(stats: dict | None, seq_len):
+    """Training tokens per epoch of the corpus last analysed in the Dataset tab."""
+    if not stats or not (stats.get("chunks") or {}).get("train"):
+        raise UserError("No corpus analysed yet: press 'Analyse corpus' in the Dataset tab first "
+                        "(bundled, Hub or your upload), then come back.")
+    size = int(stats["chunk_size"])
+    chunks = int(stats["chunks"]["train"]["chunks"])
+    note = (f"{stats.get('corpus', 'The Dataset tab corpus')}, train split: {chunks:,} chunks of {size} tokens "
+            f"(tokenizer of {stats.get('model', {}).get('ref', 'its model')}).")
+    try:
+        seq = int(float(seq_len))
+    except (TypeError, ValueError):
+        seq = size
+    if seq != size:
+        note += (f" The Dataset tab cut it into {size}-token chunks and the sequence length here is {seq}: "
+                 f"set one to the other for a consistent estimate.")
+    return f"{chunks * size:,}", note
+
+
 def refresh_runs():
     return gr.update(choices=[("none", ""), *finished_runs()], value="")
 
@@ -234,7 +253,8 @@ def refresh_runs():
 # ---------------------------------------------------------------- layout
 
 
-def render() -> None:
+def render(dataset_stats: gr.JSON | None = None) -> None:
+    """Build the tab; `dataset_stats` (the Dataset tab's JSON) lets it take the corpus size from there."""
     gr.Markdown(
         "### What will it cost? Full fine-tuning versus LoRA\n"
         "Parameter counts are exact (the model is built on PyTorch's meta device and wrapped by peft, with no "
@@ -288,6 +308,8 @@ def render() -> None:
                                                                            "rotten_tomatoes")],
                                             value="imdb", label="Count a bundled corpus")
                 count_btn = gr.Button("Count its tokens")
+            from_dataset = gr.Button("Use the corpus analysed in the Dataset tab", size="sm",
+                                     visible=dataset_stats is not None, elem_id="costs-from-dataset")
             corpus_md = gr.Markdown("1,280,000 = the course's 10,000 chunks of 128 tokens.")
             utilisation = gr.Textbox("", label=f"Utilisation of peak (blank: {DEFAULT_UTILISATION} or the run's)")
             with gr.Row():
@@ -313,3 +335,6 @@ def render() -> None:
     gpu.change(on_gpu, gpu, [gpu_memory, tflops16, tflops32, price, price_md], api_visibility="private")
     count_btn.click(count_corpus, [corpus_source, seq_len], [corpus_tokens, corpus_md], api_visibility="private")
     refresh.click(refresh_runs, None, run, api_visibility="private")
+    if dataset_stats is not None:
+        from_dataset.click(tokens_from_dataset_tab, [dataset_stats, seq_len], [corpus_tokens, corpus_md],
+                           api_visibility="private")

@@ -216,7 +216,8 @@ def _highlight_specials(text: str, tokenizer) -> str:
 # ---------------------------------------------------------------- layout
 
 
-def render() -> None:
+def render() -> gr.JSON:
+    """Build the tab; returns its dataset_stats JSON so the Costs tab can take the corpus size from it."""
     gr.Markdown(
         "### Look at the corpus first\nAs in the course: check the split sizes and that the labels are really 0/1, "
         "read a few samples, see how long the texts are against the model's maximum, how they are cut into chunks, "
@@ -283,3 +284,4 @@ def render() -> None:
     seed.submit(samples_only, sample_inputs, samples, api_visibility="private")
     chunk_size.submit(chunks_only, [*corpus_inputs, model, chunk_size, max_docs], [chunk_md, chunk_html],
                       api_visibility="private")
+    return stats_json

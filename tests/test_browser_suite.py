@@ -82,6 +82,15 @@ def test_dataset_journey(page, app_url):
         arg=before, timeout=30_000)
     screenshot(page, "dataset")
 
+    # The Costs tab takes its tokens per epoch from the corpus analysed here.
+    summary = page.locator("#ds-chunk-summary").inner_text()
+    train_chunks = int(re.search(r"train: [\d,]+ tokens → ([\d,]+) chunks", summary).group(1).replace(",", ""))
+    page.get_by_role("tab", name="Costs").click()
+    page.locator("#costs-from-dataset").click()
+    expect(page.locator("#costs-tokens input, #costs-tokens textarea").first).to_have_value(
+        f"{train_chunks * 128:,}", timeout=30_000)
+    expect(page.get_by_text("Rotten Tomatoes").filter(visible=True).first).to_be_visible()
+
 
 # ---------------------------------------------------------------- Masking
 

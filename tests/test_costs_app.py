@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 
 GOOD = dict(model="bert-base-uncased", lora_r=8, lora_alpha=16, lora_dropout=0.05, targets="query, value",
@@ -37,3 +38,19 @@ def test_estimate_endpoint_explains_bad_input(client, changes, message):
     with pytest.raises(Exception, match=message.replace("(", r"\(")):
         call(client, **changes)
     assert call(client)["lora"]["params"]["trainable"] == 294_912  # the server keeps serving
+
+
+def test_corpus_tokens_come_from_the_dataset_tab_analysis(tokenizer):
+    from components.costs import tokens_from_dataset_tab
+    from engine.corpus_stats import dataset_stats
+    from engine.data import CorpusConfig
+    stats = {"corpus": "IMDb (bundled)", "model": {"ref": "tiny"},
+             **dataset_stats(CorpusConfig(source="imdb", max_docs=120), tokenizer, 512, 64)}
+    chunks = stats["chunks"]["train"]["chunks"]
+    assert chunks > 0
+    tokens, note = tokens_from_dataset_tab(stats, 64)
+    assert tokens == f"{chunks * 64:,}" and "IMDb" in note and "consistent" not in note
+    _, note = tokens_from_dataset_tab(stats, 128)  # the Costs sequence length differs from the chunk size
+    assert "64-token chunks" in note and "128" in note
+    with pytest.raises(gr.Error, match="Analyse corpus"):  # shown in the browser as an error toast
+        tokens_from_dataset_tab(None, 128)
