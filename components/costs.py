@@ -118,7 +118,19 @@ def summary_md(e: dict) -> str:
         )
     else:
         lines.append("Type the corpus tokens per epoch (or count the bundled corpus) to see time and money.")
+    lines += [note for side in ("full", "lora") if (note := _gradients_note(side, e[side]["memory"]))]
     return "\n\n".join(lines)
+
+
+def _gradients_note(side: str, memory: dict) -> str:
+    """Why the peak can hold fewer gradients than the step makes (a reader's first question)."""
+    held, whole = memory["parts"]["gradients"], memory["gradients"]
+    if held >= whole:
+        return ""
+    name = "Full fine-tuning" if side == "full" else "LoRA"
+    return (f"{name}: the peak comes at *{memory['moment']}*, when {held / GIB:.3f} of the step's "
+            f"{whole / GIB:.3f} GiB of gradients exist yet; the rest appear later in backward, as the "
+            f"activations they replace are freed, so they never add to the peak.")
 
 
 def side_by_side(e: dict) -> pd.DataFrame:
@@ -129,13 +141,15 @@ def side_by_side(e: dict) -> pd.DataFrame:
 
     row("trainable parameters", lambda s: f"{s['params']['trainable']:,}")
     row("trainable share", lambda s: f"{s['params']['trainable_percent']:.3f}%")
-    for part in PARTS:
-        row(f"memory: {part}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
+    row("peak moment", lambda s: s["memory"]["moment"])
+    for part in PARTS:  # what is alive at that moment, so it adds up to the peak
+        row(f"memory at the peak: {part}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
     row("peak allocated (max_memory_allocated)", lambda s: f"{s['memory']['peak_allocated'] / GIB:.3f}", " GiB")
     row("total with overhead", lambda s: f"{s['memory']['total'] / GIB:.3f}", " GiB")
     row(f"fits {e['gpu']['name']}", lambda s: "yes" if s["memory"]["fits"] else "NO")
-    row("peak moment", lambda s: s["memory"]["moment"])
     row("saved for backward (whole step)", lambda s: f"{s['memory']['saved_for_backward'] / GIB:.3f}", " GiB")
+    row("gradients (whole step)", lambda s: f"{s['memory']['gradients'] / GIB:.3f}", " GiB")
+    row("optimizer state (whole step)", lambda s: f"{s['memory']['optimizer'] / GIB:.3f}", " GiB")
     row("checkpoint on disk (model / adapter)", lambda s: f"{s['checkpoint']['model_or_adapter'] / MIB:.1f}", " MiB")
     row("resumable checkpoint (+ optimizer)", lambda s: f"{s['checkpoint']['resumable_checkpoint'] / MIB:.1f}", " MiB")
     row("GFLOPs per token (forward + backward)", lambda s: f"{s['flops']['per_token'] / 1e9:.3f}")

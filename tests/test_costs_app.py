@@ -54,3 +54,20 @@ def test_corpus_tokens_come_from_the_dataset_tab_analysis(tokenizer):
     assert "64-token chunks" in note and "128" in note
     with pytest.raises(gr.Error, match="Analyse corpus"):  # shown in the browser as an error toast
         tokens_from_dataset_tab(None, 128)
+
+
+def test_summary_explains_gradients_missing_from_the_peak():
+    from components.costs import side_by_side, summary_md
+    from engine.costs import CostSettings, estimate
+
+    e = estimate(CostSettings(model="bert-base-uncased", lora_r=8, lora_targets=["query", "value"],
+                              batch_size=32, seq_len=128))
+    memory = e["full"]["memory"]
+    # Full fine-tuning of BERT-base peaks before most gradients exist; the summary says so.
+    assert memory["parts"]["gradients"] < memory["gradients"]
+    text = summary_md(e)
+    assert f"the peak comes at *{memory['moment']}*" in text
+    assert f"{memory['gradients'] / 1024**3:.3f} GiB of gradients" in text
+    table = side_by_side(e).set_index("")
+    assert table.loc["gradients (whole step)", "Full fine-tuning"] == f"{memory['gradients'] / 1024**3:.3f} GiB"
+    assert "memory at the peak: gradients" in table.index
