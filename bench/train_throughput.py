@@ -152,8 +152,10 @@ def main() -> None:
     results = {"ours (engine.training)": time_ours(model_ref, corpus, args)}
     if not torch.cuda.is_available():  # what the cheaper CPU dropout (engine/cpu_dropout.py) adds
         os.environ["MLM_NATIVE_DROPOUT"] = "1"
-        results["ours, PyTorch's own dropout"] = time_ours(model_ref, corpus, args)
-        del os.environ["MLM_NATIVE_DROPOUT"]
+        try:
+            results["ours, PyTorch's own dropout"] = time_ours(model_ref, corpus, args)
+        finally:
+            del os.environ["MLM_NATIVE_DROPOUT"]
     results["course (Trainer + collator)"] = time_course(model_ref, columns, args)
     samples = args.steps * args.batch_size
     flops = model_flops_per_sample(model_ref, args.seq_len) if torch.cuda.is_available() else None

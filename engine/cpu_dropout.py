@@ -11,7 +11,9 @@ On a GPU PyTorch's fused dropout is already cheap and nothing here is used.
 The attention probabilities are dropped inside the attention function, so the attention
 part is a function registered through transformers' AttentionInterface (its documented
 extension point), not a patch of the model code. `install` switches a model to it for
-training and `uninstall` puts the model back exactly as it was before saving.
+training. Neither change reaches a saved model (dropout modules have no state and the
+attention choice is not written to config.json), so training never needs `uninstall`; it
+is there for code that hands the same model object on in memory.
 """
 
 from __future__ import annotations
@@ -88,16 +90,16 @@ def install(model: nn.Module) -> dict:
     swapped = [m for m in model.modules() if type(m) is nn.Dropout]
     for m in swapped:
         m.__class__ = CpuDropout
-    configs = [m.config for m in model.modules() if getattr(getattr(m, "config", None), "_attn_implementation", None)]
-    before = {id(c): c._attn_implementation for c in configs}
-    for c in configs:
-        if c._attn_implementation == "sdpa":  # eager or others stay what the user chose
-            c._attn_implementation = ATTENTION
-    return {"modules": swapped, "configs": [(c, before[id(c)]) for c in configs]}
+    # Every submodule holding the (shared) config; eager or other choices stay what the user made.
+    configs = {id(m.config): m.config for m in model.modules()
+               if getattr(getattr(m, "config", None), "_attn_implementation", None) == "sdpa"}
+    for config in configs.values():
+        config._attn_implementation = ATTENTION
+    return {"modules": swapped, "configs": list(configs.values())}
 
 
 def uninstall(state: dict) -> None:
     for m in state["modules"]:
         m.__class__ = nn.Dropout
-    for config, implementation in state["configs"]:
-        config._attn_implementation = implementation
+    for config in state["configs"]:
+        config._attn_implementation = "sdpa"
