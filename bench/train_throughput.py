@@ -9,8 +9,12 @@ warm-up steps; the time between the first and last measured step gives samples/s
     python bench/train_throughput.py --steps 20 --warmup 3
     python bench/train_throughput.py --arch bert-base --batch-size 64   # on a GPU: also MFU
 
-On CPU it also times our loop with PyTorch's own dropout (MLM_NATIVE_DROPOUT=1), to
-show what engine/cpu_dropout.py adds on top of the masked-only MLM head.
+Each variant runs in a fresh process: our loop as the training worker runs it; the
+course's recipe as the course runs it; and on CPU the course's recipe given our malloc
+setting too (engine/cpu_allocator.py), the stricter reference, since the Trainer gains
+from it as well. --ablations adds our loop without one part at a time: PyTorch's own
+dropout (MLM_NATIVE_DROPOUT=1), glibc's default malloc (MLM_DEFAULT_MALLOC=1), and the
+whole last layer (engine/masked_last_layer.py not installed).
 
 --arch builds a randomly initialised model of that size (no download needed); speed does
 not depend on the weights. On a GPU the script also prints model FLOPs utilisation.
@@ -117,21 +121,77 @@ def _mixed(precision: str) -> str:
 
 
 def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float = 0.15) -> float:
-    """Training FLOPs of one chunk (forward + backward = 3x forward): the encoder's matmuls,
-    attention scores, and the MLM head on the masked positions only (what our loop runs)."""
+    """Training FLOPs of one chunk (forward + backward = 3x forward) that our loop runs: the
+    encoder's matmuls and attention scores, the last layer past its attention and the MLM
+    head at the masked positions only (engine/masked_last_layer.py, engine/mlm_head.py)."""
+    from engine import masked_last_layer
+
     loaded = load_mlm(model_ref)
     inner = loaded.model
     info = loaded.info
     embed = sum(p.numel() for n, p in inner.named_parameters() if "embeddings" in n)
     head = sum(p.numel() for n, p in inner.named_parameters() if n.startswith(("cls.", "vocab_", "lm_head.")))
     encoder = sum(p.numel() for p in inner.parameters()) - embed - head
+    last = masked_last_layer._layers(inner.base_model)[-1]
+    attention_part = "attention.self." if hasattr(last.attention, "self") else "attention."
+    post_attention = sum(p.numel() for n, p in last.named_parameters() if not n.startswith(attention_part))
     attention = 2 * 2 * info.layers * seq_len * info.hidden_size  # QK^T and AV, per token
     head_per_masked = 2 * (info.hidden_size * info.hidden_size + info.hidden_size * info.vocab_size)
-    per_token = 2 * encoder + attention + mlm_probability * head_per_masked
+    skipped = (1 - mlm_probability) * 2 * post_attention
+    per_token = 2 * encoder + attention + mlm_probability * head_per_masked - skipped
     return 3 * per_token * seq_len
 
 
-def main() -> None:
+# Each variant runs in a process of its own: the allocator switch (engine/cpu_allocator.py)
+# lasts for a process's life, so a shared process would hand it to whatever ran next.
+VARIANTS = {  # name: (loop, environment, child flags); the first and the course's are always run
+    "ours": ("ours", {}, []),
+    "course (Trainer + collator)": ("course", {}, []),
+    "course, with our malloc setting": ("course", {}, ["--our-malloc"]),  # CPU only
+}
+ABLATIONS = {  # --ablations: our loop without one of its parts at a time (CPU only, but the last)
+    "ours, PyTorch's own dropout": ("ours", {"MLM_NATIVE_DROPOUT": "1"}, []),
+    "ours, glibc's default malloc": ("ours", {"MLM_DEFAULT_MALLOC": "1"}, []),
+    "ours, whole last layer": ("ours", {}, ["--full-last-layer"]),
+}
+
+
+def run_variant(args) -> None:
+    """The child's side: time one loop and print one RESULT line."""
+    import json
+    import resource
+
+    if args.our_malloc:
+        from engine import cpu_allocator
+
+        cpu_allocator.install()
+    if args.full_last_layer:
+        from engine import masked_last_layer
+
+        masked_last_layer.install = lambda base_model: False
+    model_ref = args.model_ref
+    corpus, columns = chunks_for(model_ref, args.seq_len, args.n, args.seed)
+    seconds = time_ours(model_ref, corpus, args) if args.variant == "ours" else time_course(model_ref, columns, args)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print("RESULT " + json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}), flush=True)
+
+
+def spawn(name: str, loop: str, env: dict, flags: list[str], model_ref: str, args) -> dict:
+    import json
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--variant", loop, "--model-ref", model_ref, "--batch-size", str(args.batch_size),
+           "--seq-len", str(args.seq_len), "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--precision", args.precision, "--seed", str(args.seed), *flags]
+    child_env = {k: v for k, v in os.environ.items() if k not in ("MLM_NATIVE_DROPOUT", "MLM_DEFAULT_MALLOC")}
+    done = subprocess.run(cmd, env={**child_env, **env}, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bundled")
     p.add_argument("--arch", choices=sorted(ARCHS), help="a randomly initialised model of this size instead")
@@ -141,32 +201,46 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--precision", default="auto", help="auto: fp32 on CPU, bf16 on a GPU")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--variant", choices=("ours", "course"), help=argparse.SUPPRESS)  # a child process
+    p.add_argument("--model-ref", help=argparse.SUPPRESS)
+    p.add_argument("--our-malloc", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--full-last-layer", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--ablations", action="store_true", help="also time our loop without each of its parts")
     args = p.parse_args()
     args.n = (args.warmup + args.steps) * args.batch_size
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.variant:
+        return run_variant(args)
     model_ref = build_sized_model(args.arch, tempfile.mkdtemp()) if args.arch else args.model
-    corpus, columns = chunks_for(model_ref, args.seq_len, args.n, args.seed)
+    chunks_for(model_ref, args.seq_len, args.n, args.seed)  # tokenize once; the children read the cache
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(f"model {args.arch or args.model}, batch {args.batch_size}, seq {args.seq_len}, "
           f"{args.steps} steps after {args.warmup} warm-up, {device}, precision {_mixed(args.precision)}")
-    results = {"ours (engine.training)": time_ours(model_ref, corpus, args)}
-    if not torch.cuda.is_available():  # what the cheaper CPU dropout (engine/cpu_dropout.py) adds
-        os.environ["MLM_NATIVE_DROPOUT"] = "1"
-        try:
-            results["ours, PyTorch's own dropout"] = time_ours(model_ref, corpus, args)
-        finally:
-            del os.environ["MLM_NATIVE_DROPOUT"]
-    results["course (Trainer + collator)"] = time_course(model_ref, columns, args)
+    on_gpu = torch.cuda.is_available()
+    variants = {**VARIANTS, **(ABLATIONS if args.ablations else {})}
+    if on_gpu:  # the malloc setting and the CPU dropout do nothing there
+        variants = {k: v for k, v in variants.items() if "malloc" not in k and "dropout" not in k}
+    results = {name: spawn(name, *spec, model_ref, args) for name, spec in variants.items()}
     samples = args.steps * args.batch_size
     flops = model_flops_per_sample(model_ref, args.seq_len) if torch.cuda.is_available() else None
     peak = next((v for k, v in PEAK_TFLOPS.items() if k in device), None)
-    for name, seconds in results.items():
-        line = f"{name:30s} {samples / seconds:9.1f} samples/s {samples * args.seq_len / seconds:11.0f} tokens/s"
+    for name, r in results.items():
+        seconds = r["seconds"]
+        line = (f"{name:33s} {samples / seconds:7.1f} samples/s {samples * args.seq_len / seconds:8.0f} tokens/s"
+                f"   peak RSS {r['peak_rss_mb']:6.0f} MiB")
         if flops and peak:
             line += f"   MFU {flops * samples / seconds / (peak * 1e12):6.1%}"
         print(line)
-    ours, course = results["ours (engine.training)"], results["course (Trainer + collator)"]
-    print(f"speed-up: {course / ours:.2f}x")
+    ours, course = results["ours"]["seconds"], results["course (Trainer + collator)"]["seconds"]
+    print(f"speed-up against the course's recipe: {course / ours:.2f}x")
+    if "course, with our malloc setting" in results:
+        fair = results["course, with our malloc setting"]["seconds"]
+        print(f"speed-up against the course's recipe given our malloc setting too: {fair / ours:.2f}x")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,15 @@ def trace_step(arch: Arch, params: ParamReport, shape: StepShape, lora_dropout: 
     rp = Replay(arch, params, shape, lora_dropout)
     x = _embeddings(rp)
     layer = _distilbert_layer if arch.family == "distilbert" else _bert_layer
+    # engine/masked_last_layer.py: our loop runs the last layer past attention on the masked
+    # rows only (not under checkpointing, where the layer must re-run the same way).
+    masked_last = not shape.head_all and not shape.checkpointing
     for index in range(arch.layers):
         rp.segment = f"layer.{index}"
+        rows = shape.head_rows if masked_last and index == arch.layers - 1 else None
 
-        def run(h: Sym, i: int = index) -> Sym:
-            return layer(rp, h, i)
+        def run(h: Sym, i: int = index, r: int | None = rows) -> Sym:
+            return layer(rp, h, i, r)
 
         x = rp.checkpointed(run, x) if shape.checkpointing else run(x)
     rp.segment = "head"
@@ -57,21 +61,24 @@ def _embeddings(rp: Replay) -> Sym:
     return rp.dropout(x, arch.hidden_dropout)
 
 
-def _bert_layer(rp: Replay, x: Sym, index: int) -> Sym:
+def _bert_layer(rp: Replay, x: Sym, index: int, rows: int | None = None) -> Sym:
     a = rp.arch
     h, pre = a.hidden, f"{PREFIX[a.family]}.encoder.layer.{index}"
     q = rp.linear(x, f"{pre}.attention.self.query", h, h)
     k = rp.linear(x, f"{pre}.attention.self.key", h, h)
     v = rp.linear(x, f"{pre}.attention.self.value", h, h)
     ctx = rp.attention(q, k, v)
+    if rows is not None:  # the rest runs on the masked rows only
+        ctx, x = rp.pick_rows(ctx, rows), rp.pick_rows(x, rows)
     out = rp.dropout(rp.linear(ctx, f"{pre}.attention.output.dense", h, h), a.hidden_dropout)
     x1 = rp.layer_norm(rp.add(out, x), f"{pre}.attention.output.LayerNorm")
     mid = rp.gelu(rp.linear(x1, f"{pre}.intermediate.dense", h, a.intermediate))
     out = rp.dropout(rp.linear(mid, f"{pre}.output.dense", a.intermediate, h), a.hidden_dropout)
-    return rp.layer_norm(rp.add(out, x1), f"{pre}.output.LayerNorm")
+    y = rp.layer_norm(rp.add(out, x1), f"{pre}.output.LayerNorm")
+    return y if rows is None else rp.put_rows(y, rows)
 
 
-def _distilbert_layer(rp: Replay, x: Sym, index: int) -> Sym:
+def _distilbert_layer(rp: Replay, x: Sym, index: int, rows: int | None = None) -> Sym:
     a = rp.arch
     h, pre = a.hidden, f"distilbert.transformer.layer.{index}"
     q = rp.linear(x, f"{pre}.attention.q_lin", h, h)
@@ -79,10 +86,13 @@ def _distilbert_layer(rp: Replay, x: Sym, index: int) -> Sym:
     v = rp.linear(x, f"{pre}.attention.v_lin", h, h)
     ctx = rp.attention(q, k, v)
     out = rp.linear(ctx, f"{pre}.attention.out_lin", h, h)  # DistilBERT has no dropout here
+    if rows is not None:  # the rest runs on the masked rows only
+        out, x = rp.pick_rows(out, rows), rp.pick_rows(x, rows)
     x1 = rp.layer_norm(rp.add(out, x), f"{pre}.sa_layer_norm")
     mid = rp.gelu(rp.linear(x1, f"{pre}.ffn.lin1", h, a.intermediate))
     out = rp.dropout(rp.linear(mid, f"{pre}.ffn.lin2", a.intermediate, h), a.hidden_dropout)
-    return rp.layer_norm(rp.add(out, x1), f"{pre}.output_layer_norm")
+    y = rp.layer_norm(rp.add(out, x1), f"{pre}.output_layer_norm")
+    return y if rows is None else rp.put_rows(y, rows)
 
 
 def _head_and_loss(rp: Replay, x: Sym) -> None:
@@ -90,10 +100,8 @@ def _head_and_loss(rp: Replay, x: Sym) -> None:
     dense, norm, decoder = HEAD[arch.family]
     rows = shape.batch * shape.seq
     n = rows if shape.head_all else shape.head_rows
-    if not shape.head_all:  # engine.mlm_head: hidden[labels != -100] keeps the bool mask
-        if x.grad:
-            rp.save(Sym(rows, "bool", False))
-        x = Sym(n * arch.hidden, x.dtype, x.grad)
+    if not shape.head_all:  # engine.mlm_head: hidden[labels != -100]
+        x = rp.pick_rows(x, n)
     t = rp.layer_norm(rp.gelu(rp.linear(x, dense, arch.hidden, arch.hidden)), norm)
     logits = rp.linear(t, decoder, arch.hidden, arch.vocab)
     # The loss runs in fp32 (engine.mlm_head casts; autocast lists log_softmax as fp32),

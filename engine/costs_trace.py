@@ -100,6 +100,8 @@ class Replay:
         self.segment = "embeddings"
         self.recording = True
         self._weight_copies: set[str] = set()
+        # labels != -100: one bool tensor, kept by every indexing that uses it (counted once)
+        self.picked = Sym(shape.batch * shape.seq, "bool", False)
 
     # -- bookkeeping
     def save(self, t: Sym, part: str = "activations") -> None:
@@ -176,6 +178,18 @@ class Replay:
         if x.grad:
             self.save(x)
         return Sym(x.numel, x.dtype, x.grad)
+
+    def pick_rows(self, x: Sym, rows: int) -> Sym:
+        """x[picked]: the rows at the masked positions; the backward keeps the bool mask."""
+        if x.grad:
+            self.save(self.picked)
+        return Sym(rows * (x.numel // (self.shape.batch * self.shape.seq)), x.dtype, x.grad)
+
+    def put_rows(self, y: Sym, rows: int) -> Sym:
+        """zeros(batch, seq, ...)[picked] = y: back to every position; the backward keeps the mask."""
+        if y.grad:
+            self.save(self.picked)
+        return Sym(self.shape.batch * self.shape.seq * (y.numel // rows), y.dtype, y.grad)
 
     @staticmethod
     def add(a: Sym, b: Sym) -> Sym:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine import masked_last_layer
+
 
 def unwrap(model):
     """The *ForMaskedLM inside a peft PeftModel (LoRA layers are injected in place)."""
@@ -37,8 +39,12 @@ def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def masked_logits(model, input_ids, attention_mask, positions: torch.Tensor) -> torch.Tensor:
-    """Logits at `positions` (a boolean mask of input_ids' shape), one row per True."""
-    hidden = encoder_hidden(model, input_ids, attention_mask)
+    """Logits at `positions` (a boolean mask of input_ids' shape), one row per True.
+
+    Where engine.masked_last_layer is installed (training does), the last layer too runs
+    its feed-forward part only at those positions."""
+    with masked_last_layer.only_rows(positions):
+        hidden = encoder_hidden(model, input_ids, attention_mask)
     return head_logits(model, hidden[positions])
 
 

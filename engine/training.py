@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine import checkpoints, cpu_dropout, data, lora, run_files
+from engine import checkpoints, cpu_allocator, cpu_dropout, data, lora, masked_last_layer, run_files
 from engine.eval_set import build_eval_set, evaluate, load_eval_set, save_eval_set
-from engine.mlm_head import masked_lm_loss
+from engine.mlm_head import masked_lm_loss, unwrap
 from engine.models import load_mlm
 from engine.optim import build_optimizer, build_scheduler
 from engine.train_config import TrainConfig
@@ -161,8 +161,11 @@ class _Run:
         state = checkpoints.load_state(ckpt) if ckpt is not None else {}
         torch.manual_seed(cfg.seed + acc.process_index)  # LoRA init and dropout
         model, self.tokenizer, info = _load_model(cfg, ckpt)
+        masked_last_layer.install(unwrap(model).base_model)  # same loss, less work: see the module
         if acc.device.type == "cpu" and cpu_dropout.wanted():
             cpu_dropout.install(model)  # nothing is saved differently: see engine/cpu_dropout.py
+        if acc.device.type == "cpu" and cpu_allocator.wanted():
+            cpu_allocator.install()  # big tensors reuse their pages from step to step: see the module
         self.model_type = info.model_type
         with acc.main_process_first():  # the first process fills the tokenization cache
             train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.run_dir, self.main)

@@ -133,7 +133,8 @@ def test_lora_variants(models, spec):
 
 def test_replay_is_byte_exact_on_cpu(models):
     """Tighter than the issue's 15%: catches a changed save rule in torch or transformers."""
-    for args in (("bert", "full", False, 4, 64), ("bert", "lora", True, 2, 16), ("minilm", "lora", False, 2, 32)):
+    for args in (("bert", "full", False, 4, 64), ("bert", "lora", True, 2, 16), ("minilm", "lora", False, 2, 32),
+                 ("distilbert", "full", False, 4, 64), ("distilbert", "lora", False, 2, 32)):
         predicted, measured = predicted_and_measured(models, *args)
         assert abs(predicted - measured) <= 0.001 * measured, (args, predicted, measured)
 
