@@ -274,7 +274,8 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
         "Parameter counts are exact (the model is built on PyTorch's meta device and wrapped by peft, with no "
         "weights). Memory adds weights, gradients, optimizer state, the activations autograd keeps for backward "
         "(replayed op by op), the loss's vocabulary-sized buffers and framework overhead. Our trainer applies the "
-        "MLM head to the masked positions only; switch to *every position* to see what the usual head costs."
+        "MLM head, and the last layer past its attention, to the masked positions only; switch to *every position* "
+        "to see what the usual head costs."
     )
     arch = load_arch(DEFAULT_MODEL)
     presets = target_presets(arch)
