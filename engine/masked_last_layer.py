@@ -87,8 +87,9 @@ def install(base_model: nn.Module) -> bool:
         if rows is None or decoding or checkpointed or rows.shape != hidden_states.shape[:-1]:
             return type(self).forward(self, hidden_states, attention_mask, *args, **kwargs)
         kwargs = {k: v for k, v in kwargs.items() if k not in _DECODER_ARGS}
-        out = hidden_states.new_zeros(hidden_states.shape)  # rows the loss never reads stay 0
-        out[rows] = rows_fn(self, hidden_states, attention_mask, rows, **kwargs)
+        picked = rows_fn(self, hidden_states, attention_mask, rows, **kwargs)
+        out = picked.new_zeros(hidden_states.shape)  # rows the loss never reads stay 0
+        out[rows] = picked
         return out
 
     last.forward = types.MethodType(forward, last)
