@@ -10,6 +10,7 @@ costs one stat-and-read of two small files per second and sends nothing.
 from __future__ import annotations
 
 import os
+import time
 
 import gradio as gr
 
@@ -20,12 +21,15 @@ from engine.run_files import read_metrics
 from engine.run_registry import RESUMABLE_STATES
 
 NO_RUN = "No run yet: fill in the form and press **Start**, or pick a run from the history below."
+HISTORY_EVERY_S = 10.0
+_now = time.monotonic  # a name of this module's own, for tests to move the clock
 N_OUTPUTS = 11  # view, run_md, progress, 4 plots, log, cancel, resume, history
 
 
 def empty_view() -> dict:
     # pinned: opened from a ?run= link, so a reattach to this browser's own last run must not replace it
-    return {"run_id": "", "offset": 0, "inode": None, "rows": [], "sig": None, "owner": False, "pinned": False}
+    return {"run_id": "", "offset": 0, "inode": None, "rows": [], "sig": None, "owner": False, "pinned": False,
+            "history_at": 0.0}
 
 
 def attach(run_id: str, owner: str | None) -> dict:
@@ -96,14 +100,18 @@ def poll(view: dict, x: str, force: bool = False) -> tuple:
     live = status.get("state") in ("running", "queued")
     if not (force or fresh or live or sig != view["sig"]):
         return (gr.skip(),) * N_OUTPUTS
-    view = {**view, "sig": sig}
+    # The history table lists every run on disk, so it is rebuilt on a state change, and
+    # while a run trains at most every HISTORY_EVERY_S seconds, for its step column.
+    now = _now()
+    refresh = force or changed_state or (live and now - view.get("history_at", 0.0) >= HISTORY_EVERY_S)
+    view = {**view, "sig": sig, "history_at": now if refresh else view.get("history_at", 0.0)}
     plots = _plots(view["rows"], x, {"reset"} if force else fresh)
     owner, state = view["owner"], status.get("state")
     return (
         view, run_markdown(status, view), progress_html(status), *plots, "\n".join(status.get("log_tail") or []),
         gr.Button(interactive=owner and state in ("running", "queued") and not status.get("cancel_requested")),
         gr.Button(interactive=owner and state in RESUMABLE_STATES),
-        history() if (force or changed_state) else gr.skip(),
+        history() if refresh else gr.skip(),
     )
 
 

@@ -151,6 +151,25 @@ def test_poll_reads_only_new_rows_and_skips_when_nothing_changed(registry):
     assert [r["step"] for r in training_view.poll(view2, "step")[0]["rows"]] == [0]
 
 
+def test_history_follows_a_live_runs_step_without_rebuilding_every_poll(registry, monkeypatch):
+    run_id = fake_run(registry, state="running")
+    clock = [1000.0]
+    monkeypatch.setattr(training_view, "_now", lambda: clock[0])
+    out = training_view.poll(training_view.attach(run_id, "someone"), "step", force=True)
+    view = out[0]
+    assert "1 / 10" in list(out[-1]["step"])
+
+    update_status(registry.root / run_id, step=2)
+    clock[0] += 1
+    out = training_view.poll(view, "step")
+    assert out[-1] == gr.skip()  # a second later: the table is not rebuilt
+
+    update_status(registry.root / run_id, step=3)
+    clock[0] += training_view.HISTORY_EVERY_S
+    out = training_view.poll(out[0], "step")
+    assert "3 / 10" in list(out[-1]["step"])  # ten seconds on: the step column caught up
+
+
 def test_unknown_run_gives_a_clear_message(registry):
     with pytest.raises(UserError, match="No run with id"):
         training_view.attach("20260101-000000-0000000000000bad", "me")
