@@ -9,6 +9,9 @@ All adapters trained from the same base are loaded into ONE PeftModel around tha
 The cache holds at most `MLM_MODEL_CACHE` views (default 4) and evicts the least
 recently used one: an adapter is deleted from its PeftModel (the last one unloads the
 LoRA layers), and a slot no view uses any more is dropped.
+
+A base model's weights are read before the cache lock is taken, so one user's download of
+a Hub model does not hold up everyone else's comparisons of models already in memory.
 """
 
 from __future__ import annotations
@@ -68,14 +71,21 @@ class ModelCache:
         self._views: OrderedDict[str, View] = OrderedDict()
         self._slots: dict[str, _Slot] = {}
         self._loaded = 0  # numbers adapter names, so a reloaded adapter never meets an old name
-        # One lock for loading and running: a PeftModel has one active adapter at a time,
-        # and Gradio runs handlers in parallel threads.
+        # One lock for the views and for running: a PeftModel has one active adapter at a
+        # time, and Gradio runs handlers in parallel threads.
         self.lock = threading.RLock()
+        # Reading a base model's weights (from disk or the Hub, seconds to minutes) happens
+        # before taking `lock`, so other users' comparisons of models already in memory go
+        # on meanwhile. One read at a time: each seeds the RNG for the weights a folder lacks.
+        self._reading = threading.Lock()
+        self._read: dict[str, tuple | Exception] = {}  # base src -> _load_base's result, for _slot
+        self._read_guard = threading.Lock()  # held only to look at or change _read
 
     # ------------------------------------------------------------- loading
 
     def get(self, ref: str, label: str | None = None, keep: tuple[str, ...] = ()) -> View:
         """The view for `ref` (a model ref or a run's final/ folder), loading it when needed."""
+        self._read_ahead(resolve(ref))
         with self.lock:
             src = resolve(ref)
             key = f"view:{src}"
@@ -95,6 +105,8 @@ class ModelCache:
         When a request needs more views than the cap, the cache holds them all until the next
         request (evicting one in the middle would reload it in a loop).
         """
+        for ref, _ in refs:
+            self._read_ahead(resolve(ref))
         with self.lock:
             keys = tuple(f"view:{resolve(ref)}" for ref, _ in refs)
             return [self.get(ref, label, keep=keys) for ref, label in refs]
@@ -137,11 +149,34 @@ class ModelCache:
         slot.users += 1
         return View(key, label, "lora", src, slot, tok, info, own, name)
 
+    def _read_ahead(self, src: str) -> None:
+        """Read the weights of the base model `src` needs, if not in memory, without `lock`."""
+        try:
+            base = _adapter_base(src) or src
+        except UserError:
+            return  # _load says so, with the adapter's name, under the lock
+        if base in self._slots:  # in memory already: the usual case, no waiting on a read
+            return
+        with self._reading:
+            with self._read_guard:
+                if base in self._slots or base in self._read:
+                    return
+            try:
+                result = _load_base(base)
+            except (OSError, ValueError) as exc:
+                result = exc
+            with self._read_guard:
+                self._read[base] = result
+
     def _slot(self, src: str) -> _Slot:
         slot = self._slots.get(src)
         if slot is None:
+            with self._read_guard:
+                read = self._read.pop(src, None)
             try:
-                model, missing = _load_base(src)
+                if isinstance(read, Exception):
+                    raise read
+                model, missing = read if read is not None else _load_base(src)
             except (OSError, ValueError) as exc:
                 raise UserError(f"Could not load {src!r} as a masked language model: {exc}") from exc
             model.eval()

@@ -90,6 +90,41 @@ def test_lru_eviction_drops_the_least_recently_used(runs, tiny_model_dir):
     assert "lora" not in str(type(va.slot.model.bert.encoder.layer[0].attention.self.query)).lower()
 
 
+def test_reading_a_new_model_does_not_hold_up_models_in_memory(runs, tiny_model_dir, tiny_distilbert_dir,
+                                                              monkeypatch):
+    import threading
+
+    from engine import model_cache
+
+    cache = ModelCache(cap=4)
+    cache.get(tiny_model_dir)  # in memory
+    reading, release = threading.Event(), threading.Event()
+    real = model_cache._load_base
+
+    def slow(src):  # a Hub download, held until the test lets it finish
+        if src == tiny_distilbert_dir:
+            reading.set()
+            release.wait(30)
+        return real(src)
+
+    monkeypatch.setattr(model_cache, "_load_base", slow)
+    slow_user = threading.Thread(target=lambda: cache.get(tiny_distilbert_dir))
+    slow_user.start()
+    assert reading.wait(10)
+    done = []
+    other_user = threading.Thread(
+        target=lambda: done.append(cache.run_each([cmp.Spec(name=cmp.BASE, label="base", ref=tiny_model_dir)],
+                                                  lambda model, tok: type(model).__name__)))
+    other_user.start()
+    other_user.join(10)
+    finished_while_reading = not other_user.is_alive()
+    release.set()
+    slow_user.join(30)
+    other_user.join(10)
+    assert finished_while_reading and done == [["BertForMaskedLM"]]
+    assert any(tiny_distilbert_dir in k for k in cache.keys())  # the slow one arrived too
+
+
 def test_cache_cap_from_the_environment(monkeypatch):
     monkeypatch.setenv("MLM_MODEL_CACHE", "7")
     assert cache_cap() == 7 and ModelCache().cap == 7
