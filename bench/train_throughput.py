@@ -132,7 +132,7 @@ def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float 
     embed = sum(p.numel() for n, p in inner.named_parameters() if "embeddings" in n)
     head = sum(p.numel() for n, p in inner.named_parameters() if n.startswith(("cls.", "vocab_", "lm_head.")))
     encoder = sum(p.numel() for p in inner.parameters()) - embed - head
-    last = masked_last_layer._layers(inner.base_model)[-1]
+    last = masked_last_layer.encoder_layers(inner.base_model)[-1]
     attention_part = "attention.self." if hasattr(last.attention, "self") else "attention."
     post_attention = sum(p.numel() for n, p in last.named_parameters() if not n.startswith(attention_part))
     attention = 2 * 2 * info.layers * seq_len * info.hidden_size  # QK^T and AV, per token

@@ -29,7 +29,7 @@ _ROWS: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("mlm
 _DECODER_ARGS = ("encoder_hidden_states", "encoder_attention_mask", "past_key_values")  # None in an encoder
 
 
-def _layers(base: nn.Module) -> nn.ModuleList | None:
+def encoder_layers(base: nn.Module) -> nn.ModuleList | None:
     for path in ("encoder.layer", "transformer.layer"):  # BERT/RoBERTa, DistilBERT
         owner = base
         for name in path.split("."):
@@ -66,7 +66,7 @@ def _shape_of(layer: nn.Module):
 
 def install(base_model: nn.Module) -> bool:
     """Give the encoder's last layer the subset path; False when its shape is not one we know."""
-    layers = _layers(base_model)
+    layers = encoder_layers(base_model)
     if layers is None:
         return False
     last = layers[-1]
@@ -98,7 +98,7 @@ def install(base_model: nn.Module) -> bool:
 
 
 def installed(base_model: nn.Module) -> bool:
-    layers = _layers(base_model)
+    layers = encoder_layers(base_model)
     return layers is not None and getattr(layers[-1], "_mlm_rows_installed", False)
 
 

@@ -5,8 +5,9 @@
 the main process writes files). Status is the caller's business; this module writes
 metrics.jsonl, eval_set.npz, checkpoints/, final/ and summary.json.
 
-Why a hand-written loop rather than Trainer: the loss runs the vocabulary projection
-on masked positions only (engine.mlm_head), evaluation uses a fixed masked eval set,
+Why a hand-written loop rather than Trainer: the loss runs the vocabulary projection,
+and the last layer past its attention, on masked positions only (engine.mlm_head,
+engine.masked_last_layer), evaluation uses a fixed masked eval set,
 and stopping/resuming must fit the run folder. accelerate supplies devices, mixed
 precision and DDP; transformers the collator, the schedule and the decay rule.
 """

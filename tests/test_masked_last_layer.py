@@ -45,7 +45,7 @@ def batch(vocab: int, padded: bool, seed: int = 0):
 
 
 def last_layer(model):
-    return masked_last_layer._layers(unwrap(model).base_model)[-1]
+    return masked_last_layer.encoder_layers(unwrap(model).base_model)[-1]
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta"])
@@ -74,7 +74,7 @@ def test_the_feed_forward_part_sees_only_the_masked_rows(kind, request):
     masked_last_layer.install(unwrap(model).base_model)
     layer = last_layer(model)
     ffn_in = layer.intermediate.dense if kind != "distilbert" else layer.ffn.lin1
-    first_ffn = masked_last_layer._layers(unwrap(model).base_model)[0]
+    first_ffn = masked_last_layer.encoder_layers(unwrap(model).base_model)[0]
     first_in = first_ffn.intermediate.dense if kind != "distilbert" else first_ffn.ffn.lin1
     seen = {}
     ffn_in.register_forward_hook(lambda m, args, out: seen.__setitem__("last", args[0].shape))
