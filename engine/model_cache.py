@@ -133,14 +133,14 @@ class ModelCache:
         self._loaded += 1
         if base_src is None:
             slot = self._slot(src)
-            tok = load_tokenizer(src)
+            tok = self._tokenizer(src)
             info = describe(slot.model, tok, ref, slot.head_trained)
             slot.users += 1
             return View(key, label, "full", src, slot, tok, info, slot.bytes)
         slot = self._slot(base_src)
         name = "run_" + re.sub(r"\W", "_", Path(src).parent.name or "adapter") + f"_{self._loaded}"
         self._attach_adapter(slot, src, name)
-        tok = load_tokenizer(src)
+        tok = self._tokenizer(src)
         info = describe(slot.peft, tok, ref, slot.head_trained or _adapter_saves_head(slot.peft, name))
         own = _adapter_bytes(slot.peft, name)
         # describe() counted the LoRA weights of every adapter on this base; count this one's only.
@@ -155,18 +155,27 @@ class ModelCache:
             base = _adapter_base(src) or src
         except UserError:
             return  # _load says so, with the adapter's name, under the lock
-        if base in self._slots:  # in memory already: the usual case, no waiting on a read
+        if f"view:{src}" in self._views:  # in memory already: the usual case, no waiting on a read
             return
         with self._reading:
             with self._read_guard:
-                if base in self._slots or base in self._read:
-                    return
-            try:
-                result = _load_base(base)
-            except (OSError, ValueError) as exc:
-                result = exc
-            with self._read_guard:
-                self._read[base] = result
+                wanted = [k for k in (base, f"tokenizer:{src}") if k not in self._read]
+            if base in self._slots and base in wanted:
+                wanted.remove(base)
+            for key in wanted:
+                try:
+                    result = _load_base(key) if key == base else load_tokenizer(src)
+                except (OSError, ValueError, UserError) as exc:
+                    result = exc
+                with self._read_guard:
+                    self._read[key] = result
+
+    def _tokenizer(self, src: str):
+        with self._read_guard:
+            read = self._read.pop(f"tokenizer:{src}", None)
+        if isinstance(read, Exception):
+            raise read
+        return read if read is not None else load_tokenizer(src)
 
     def _slot(self, src: str) -> _Slot:
         slot = self._slots.get(src)
