@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import platform
+
+from engine.offline import env_flag
 
 # From glibc's malloc.h.
 _M_TRIM_THRESHOLD = -1
@@ -35,7 +36,7 @@ _installed = False
 
 def wanted() -> bool:
     """On unless MLM_DEFAULT_MALLOC=1 asks for glibc's defaults (to compare, or to rule this out)."""
-    return os.environ.get("MLM_DEFAULT_MALLOC", "").strip().lower() not in ("1", "true", "yes")
+    return not env_flag("MLM_DEFAULT_MALLOC")
 
 
 def _glibc():
@@ -62,7 +63,3 @@ def install() -> bool:
     ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_UP_TO) == 1
     _installed = ok
     return ok
-
-
-def installed() -> bool:
-    return _installed

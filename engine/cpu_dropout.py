@@ -18,13 +18,13 @@ is there for code that hands the same model object on in memory.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from engine.offline import env_flag
 
 ATTENTION = "mlm_studio_cpu_dropout"
 _LEVELS = 1 << 16
@@ -32,7 +32,7 @@ _LEVELS = 1 << 16
 
 def wanted() -> bool:
     """On unless MLM_NATIVE_DROPOUT=1 asks for PyTorch's own dropout (to compare, or to rule this out)."""
-    return os.environ.get("MLM_NATIVE_DROPOUT", "").strip().lower() not in ("1", "true", "yes")
+    return not env_flag("MLM_NATIVE_DROPOUT")
 
 
 def keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:

@@ -86,6 +86,9 @@ class ModelCache:
     def get(self, ref: str, label: str | None = None, keep: tuple[str, ...] = ()) -> View:
         """The view for `ref` (a model ref or a run's final/ folder), loading it when needed."""
         self._read_ahead(resolve(ref))
+        return self._get(ref, label, keep)
+
+    def _get(self, ref: str, label: str | None, keep: tuple[str, ...]) -> View:
         with self.lock:
             src = resolve(ref)
             key = f"view:{src}"
@@ -109,7 +112,7 @@ class ModelCache:
             self._read_ahead(resolve(ref))
         with self.lock:
             keys = tuple(f"view:{resolve(ref)}" for ref, _ in refs)
-            return [self.get(ref, label, keep=keys) for ref, label in refs]
+            return [self._get(ref, label, keys) for ref, label in refs]  # read ahead above, not under the lock
 
     def run_each(self, specs, fn) -> list:
         """[fn(model, tokenizer)] for each spec (anything with .ref and .label), in order.

@@ -18,8 +18,13 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 1.5) -> bool:
         return False
 
 
+def env_flag(name: str) -> bool:
+    """True when the environment variable `name` is set to 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in _TRUTHY
+
+
 def is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
+    return env_flag("HF_HUB_OFFLINE")
 
 
 def ensure_mode() -> bool:
