@@ -37,12 +37,12 @@ def run_case(model_name: str, method: str, batch: int, seq: int, head: str, prec
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from engine.costs import CostSettings, estimate
-    from engine.costs_activations import trace_step
-    from engine.costs_arch import default_targets, load_arch
-    from engine.costs_measure import autocast_context, make_batch, saved_bytes, step_loss
-    from engine.costs_params import count_params
-    from engine.gpu_presets import PRESETS
+    from engine.costs.activations import trace_step
+    from engine.costs.arch import default_targets, load_arch
+    from engine.costs.estimate import CostSettings, estimate
+    from engine.costs.gpus import PRESETS
+    from engine.costs.measure import autocast_context, make_batch, saved_bytes, step_loss
+    from engine.costs.params import count_params
 
     arch = load_arch(model_name)
     settings = CostSettings(model=model_name, method=method, batch_size=batch, seq_len=seq, precision=precision,

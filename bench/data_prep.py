@@ -1,4 +1,4 @@
-"""Benchmark: the course's data preparation against engine.data.prepare.
+"""Benchmark: the course's data preparation against engine.data.corpus.prepare.
 
     python bench/data_prep.py [--max-docs N] [--chunk-size 128]
 
@@ -10,7 +10,7 @@ tokenizer, it times
   (b) the bare tokenizer on the same texts: the Rust backend's `encode_batch_fast`
       (no offsets: the fastest call it offers), `encode_batch` (with the offsets
       whole-word masking needs) and transformers' `tokenizer(texts)`;
-  (c) ours, `engine.data.prepare`, with an empty cache;
+  (c) ours, `engine.data.corpus.prepare`, with an empty cache;
   (d) ours again, reopened from that cache.
 The corpus is read once before any timing, so every contender starts from texts in
 memory. It prints the times, tokens/s and the goal ratios: course/ours >= 3,
@@ -32,7 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import data, models  # noqa: E402
+from engine import models  # noqa: E402
+from engine.data import corpus as data
 
 
 def course_recipe(corpus, tokenizer, chunk_size: int):
@@ -132,8 +133,8 @@ def main() -> None:
     row("(b) bare: backend.encode_batch_fast(texts) (no offsets)", t_fast)
     row("    bare: backend.encode_batch(texts) (with offsets)", t_offsets)
     row("    bare: tokenizer(texts) (transformers call)", t_call)
-    row("(c) ours: engine.data.prepare, empty cache", t_first)
-    row("(d) ours: engine.data.prepare, reopened from cache", t_cached)
+    row("(c) ours: engine.data.corpus.prepare, empty cache", t_first)
+    row("(d) ours: engine.data.corpus.prepare, reopened from cache", t_cached)
     print(f"tokens: course {course_tokens:,}, ours {tokens:,} ({'same' if course_tokens == tokens else 'DIFFERENT'}); "
           f"chunks: course {course_chunks:,} (remainder dropped per 1,000-review batch), ours {ours['chunks']:,}")
     print(f"ratios: {'':<17} {'wall':>7} {'CPU':>9}")

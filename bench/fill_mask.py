@@ -3,11 +3,11 @@
     python bench/fill_mask.py [--repeats 60] [--compare-repeats 10] [--threads N]
 
 In one process, on the bundled all-MiniLM-L6-v2 (CPU):
-  (a) latency of one request, one sentence with one mask, top-5: `engine.fill_mask.fill_mask`
+  (a) latency of one request, one sentence with one mask, top-5: `engine.compare.fill_mask.fill_mask`
       against `transformers.pipeline("fill-mask")` holding the same model and tokenizer.
       The two are timed alternately, request by request, so a busy neighbour slows both
       alike. Prints p50, p95 and the ratio ours/pipeline (goal: <= 1.0).
-  (b) `engine.compare.compare` of one sentence across four models of the bundled size:
+  (b) `engine.compare.side_by_side.compare` of one sentence across four models of the bundled size:
       the base, a fully fine-tuned copy (the bundled weights with another head) and two
       LoRA adapters on the shared base, saved as finished run folders in a temp dir.
       Prints the first (cold: loading included) and the warm p50/p95 (goal: warm < 1 s).
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from engine.fill_mask import fill_mask  # noqa: E402
+from engine.compare.fill_mask import fill_mask  # noqa: E402
 from engine.models import load_mlm  # noqa: E402
 
 SENTENCE = "This is a great [MASK]."
@@ -107,8 +107,8 @@ def build_runs(root: Path) -> list[str]:
 
 
 def four_models(repeats: int) -> dict:
-    from engine import compare
-    from engine.model_cache import ModelCache
+    from engine.compare import side_by_side as compare
+    from engine.compare.model_cache import ModelCache
 
     root = Path(tempfile.mkdtemp(prefix="bench-fill-mask-"))
     os.environ["MLM_RUNS_DIR"] = str(root)

@@ -205,7 +205,7 @@ def cancel_and_wait(client: Client, run_id: str, timeout: float = 60.0) -> str:
 
 def kill_leftover_worker(app: App, run_id: str) -> None:
     """The worker outlives the server by design; ours must not outlive the benchmark."""
-    from engine.worker_process import pid_is_worker
+    from engine.runs.process import pid_is_worker
 
     if app.runs_dir is None:
         return

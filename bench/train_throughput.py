@@ -1,4 +1,4 @@
-"""Training throughput: our loop (engine.training.train) against the course's recipe.
+"""Training throughput: our loop (engine.training.loop.train) against the course's recipe.
 
 The reference is the course's code path: `Trainer` + `DataCollatorForLanguageModeling`
 over the same chunks, with the same model, batch size, sequence length and precision
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine import data  # noqa: E402
+from engine.data import corpus as data  # noqa: E402
 from engine.models import load_mlm, load_tokenizer  # noqa: E402
-from engine.train_config import TrainConfig  # noqa: E402
-from engine.train_data import take  # noqa: E402
+from engine.training.batches import take  # noqa: E402
+from engine.training.config import TrainConfig  # noqa: E402
 
 ARCHS = {  # sizes of the course's models, built from a config
     "distilbert-base": ("distilbert", dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072)),
@@ -69,8 +69,8 @@ def chunks_for(model_ref: str, seq_len: int, n: int, seed: int) -> tuple[data.Co
 
 
 def time_ours(model_ref: str, corpus, args) -> float:
-    """Seconds for args.steps optimizer steps after args.warmup, through engine.training.train."""
-    from engine.training import train
+    """Seconds for args.steps optimizer steps after args.warmup, through engine.training.loop.train."""
+    from engine.training.loop import train
 
     stamps: dict[int, float] = {}
     cfg = TrainConfig(
@@ -115,7 +115,7 @@ def time_course(model_ref: str, columns: dict, args) -> float:
 
 
 def _mixed(precision: str) -> str:
-    from engine.training import mixed_precision
+    from engine.training.loop import mixed_precision
 
     return mixed_precision(precision, torch.cuda.is_available())
 
@@ -162,7 +162,7 @@ def run_variant(args) -> None:
     import resource
 
     if args.our_malloc:
-        from engine import cpu_allocator
+        from engine.training import cpu_allocator
 
         cpu_allocator.install()
     if args.full_last_layer:

@@ -13,11 +13,11 @@ import pandas as pd
 
 from components.common import user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
-from engine import compare as cmp
-from engine.downstream import ProbeConfig, downstream_check
+from engine.compare import side_by_side as cmp
+from engine.compare.downstream import ProbeConfig, downstream_check
+from engine.compare.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, result_rows
+from engine.compare.model_cache import View, human_bytes, shared_cache
 from engine.errors import UserError
-from engine.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, result_rows
-from engine.model_cache import View, human_bytes, shared_cache
 from engine.models import ModelInfo, default_model_ref, tokenization_view
 
 COURSE_SIZES = "the course contrasts DistilBERT's 67M with BERT-base's 110M"

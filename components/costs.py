@@ -3,7 +3,7 @@
 Parameters (exact, through peft on a meta-device model), peak memory by part, whether it
 fits the GPU, checkpoint size, FLOPs, time and money per epoch, the textbook's
 r(d+k)/(d·k) with the numbers filled in, and a finished run's measurements next to the
-prediction. engine.costs does all the arithmetic; this module only builds widgets.
+prediction. engine.costs.estimate does all the arithmetic; this module only builds widgets.
 
 Public API (gradio_client), `/estimate`:
     client.predict(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save,
@@ -47,13 +47,13 @@ import pandas as pd
 
 from components.common import user_errors
 from components.cost_plots import memory_bars
-from engine.costs import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
-from engine.costs_arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_presets
-from engine.costs_calibrate import finished_runs
-from engine.costs_memory import OPTIMIZER_LABELS, PARTS
-from engine.costs_time import DEFAULT_UTILISATION
+from engine.costs.arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_presets
+from engine.costs.calibrate import finished_runs
+from engine.costs.estimate import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
+from engine.costs.flops import DEFAULT_UTILISATION
+from engine.costs.gpus import DEFAULT_GPU, PRESETS, preset
+from engine.costs.memory import OPTIMIZER_LABELS, PARTS
 from engine.errors import UserError
-from engine.gpu_presets import DEFAULT_GPU, PRESETS, preset
 
 GIB, MIB = 1024**3, 1024**2
 DEFAULT_MODEL = "bert-base-uncased"

@@ -2,7 +2,7 @@
 
 Split sizes, the label sanity check, seeded samples, token lengths against the model's
 maximum, a chunking preview and the words the tokenizer cuts into pieces. The engine
-(engine.corpus_stats, engine.split_words, engine.uploads) does the work and caches
+(engine.data.stats, engine.data.split_words, engine.data.uploads) does the work and caches
 the tokenization; this module builds widgets from its plain results.
 
 Public API (gradio_client), `/dataset_stats`:
@@ -35,13 +35,13 @@ import pandas as pd
 
 from components.common import user_errors
 from components.plots import token_length_histogram
-from engine import corpus_stats
-from engine.data import BUNDLED_SOURCES, CorpusConfig, check_chunk_size, load_corpus, tokenize_corpus
+from engine.data import stats as corpus_stats
+from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, check_chunk_size, load_corpus, tokenize_corpus
+from engine.data.split_words import split_words
+from engine.data.uploads import SUPPORTED, describe_upload
 from engine.errors import UserError
 from engine.models import BUNDLED, ONLINE_DEFAULT, cached_tokenizer, default_model_ref, max_length_of
 from engine.offline import is_offline
-from engine.split_words import split_words
-from engine.uploads import SUPPORTED, describe_upload
 
 SOURCES = [(label, key) for key, label in BUNDLED_SOURCES.items()] + [
     ("Hub dataset (online only)", "hub"),

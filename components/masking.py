@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from components.common import user_errors
-from engine.data import BUNDLED_SOURCES, CorpusConfig, prepare
+from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, prepare
 from engine.errors import UserError
 from engine.masking import (
     DEFAULT_TEXT,
@@ -56,7 +56,7 @@ CORPUS_CHOICES = [(label, key) for key, label in BUNDLED_SOURCES.items()]
 
 
 def _train_chunks(model: str, corpus: str, chunk_size, progress=None):
-    """The train split's chunks of a bundled corpus (engine.data caches the tokenization on disk)."""
+    """The train split's chunks of a bundled corpus (engine.data.corpus caches the tokenization on disk)."""
     if corpus not in BUNDLED_SOURCES:
         raise UserError(f"Corpus must be one of {', '.join(BUNDLED_SOURCES)}, got {corpus!r}.")
     tokenizer = cached_tokenizer(model)

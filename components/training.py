@@ -1,6 +1,6 @@
 """Train tab: start full or LoRA fine-tuning in a background worker and watch it live.
 
-The tab never trains in the web server: Start calls engine.jobs.submit, which writes the
+The tab never trains in the web server: Start calls engine.runs.jobs.submit, which writes the
 run folder and starts a worker process. A 0.5 s gr.Timer reads only the new metric rows
 (byte offset kept per browser) and redraws the charts. The run id is kept in the
 browser (gr.BrowserState), so a reload reattaches; `?run=<id>` opens any run read-only.
@@ -29,13 +29,13 @@ from components.training_form import (
     values_from_config,
 )
 from components.training_view import NO_RUN, attach, blank, empty_view, history, poll
-from engine import export, jobs
 from engine.errors import UserError
 from engine.hardware import detect
-from engine.jobs import DuplicateSubmission
 from engine.offline import is_offline
-from engine.run_files import read_json
-from engine.run_registry import browser_secret
+from engine.run_folder import read_json
+from engine.runs import export, jobs
+from engine.runs.jobs import DuplicateSubmission
+from engine.runs.owners import browser_secret
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves files from the temp dir
 PRIVATE = {"api_visibility": "private"}  # UI plumbing; the public API is in training_api.py

@@ -21,9 +21,9 @@ import json
 import gradio as gr
 
 from components.common import user_errors
-from engine import jobs
 from engine.errors import UserError
-from engine.train_config import TrainConfig
+from engine.runs import jobs
+from engine.training.config import TrainConfig
 
 
 def session_owner(request: gr.Request | None) -> str:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from engine.data import CorpusConfig
+from engine.data.corpus import CorpusConfig
 from engine.models import default_model_ref
-from engine.train_config import PRECISIONS, TrainConfig, default_batch_size, default_lr
+from engine.training.config import PRECISIONS, TrainConfig, default_batch_size, default_lr
 
 CORPUS_CHOICES = [
     ("IMDb reviews (bundled, 25,000)", "imdb"),
@@ -122,7 +122,7 @@ def config_from_values(names: list[str], values: list) -> TrainConfig:
 
 def method_changed(method: str, lr, targets: str, model_ref: str):
     """LoRA fields only for LoRA; the lr default follows the method unless the user changed it."""
-    from engine.preflight import default_lora_targets
+    from engine.training.preflight import default_lora_targets
 
     other = default_lr("full" if method == "lora" else "lora")
     new_lr = default_lr(method) if lr in (None, other) else lr
@@ -134,7 +134,7 @@ def method_changed(method: str, lr, targets: str, model_ref: str):
 def model_changed(model_ref: str, method: str):
     """Show the new architecture's default LoRA targets (a BERT's names do not exist in DistilBERT),
     and train the head with LoRA when the model has none (the bundled MiniLM)."""
-    from engine.preflight import default_lora_targets
+    from engine.training.preflight import default_lora_targets
 
     targets = ",".join(default_lora_targets(model_ref)) if method == "lora" else ""
     return targets, (model_ref or "").strip() in ("", "bundled")

@@ -15,10 +15,9 @@ import time
 import gradio as gr
 
 from components.run_plots import figures, history_frame, progress_html
-from engine import jobs
 from engine.errors import UserError
-from engine.run_files import read_metrics
-from engine.run_registry import RESUMABLE_STATES
+from engine.run_folder import RESUMABLE_STATES, read_metrics
+from engine.runs import jobs
 
 NO_RUN = "No run yet: fill in the form and press **Start**, or pick a run from the history below."
 HISTORY_EVERY_S = 10.0

@@ -10,9 +10,9 @@ import sys
 from engine.offline import ensure_mode
 
 COMMANDS = {
-    "prepare": "engine.cli_prepare",
-    "train": "engine.cli_train",
-    "estimate": "engine.cli_estimate",
+    "prepare": "engine.cli.prepare",
+    "train": "engine.cli.train",
+    "estimate": "engine.cli.estimate",
 }
 
 

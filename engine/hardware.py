@@ -13,7 +13,7 @@ Five modes:
   training is disabled here with a link to duplicate the Space onto dedicated hardware.
 
 Runs persist across restarts only where the runs folder does: a Space's own disk is
-wiped on restart, a storage bucket mounted at /data is not (engine.paths.runs_dir
+wiped on restart, a storage bucket mounted at /data is not (engine.run_folder.runs_dir
 prefers /data/runs when it is writable).
 
 No torch import at module level: the ZeroGPU check must come before anything touches
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from engine.errors import UserError
 
 if TYPE_CHECKING:
-    from engine.train_config import TrainConfig
+    from engine.training.config import TrainConfig
 
 KINDS = ("local-cpu", "local-gpu", "space-cpu", "space-gpu", "zerogpu")
 
@@ -247,7 +247,7 @@ def persistent_storage(on_space: bool | None = None, runs_root: Path | None = No
     if not on_space:
         return True
     if runs_root is None:
-        from engine.paths import runs_dir
+        from engine.run_folder import runs_dir
 
         runs_root = runs_dir()
     return Path(runs_root).resolve().is_relative_to(Path("/data").resolve())

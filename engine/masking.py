@@ -270,7 +270,7 @@ def preview_text(text: str | None, tokenizer, cfg: MaskingConfig, max_length: in
 
 
 def chunk_row(chunks: dict[str, np.ndarray], index: int) -> dict:
-    """Row `index` of a split from engine.data.prepare(...).chunks[split], as the collator wants it."""
+    """Row `index` of a split from engine.data.corpus.prepare(...).chunks[split], as the collator wants it."""
     total = int(chunks["input_ids"].shape[0])
     try:
         i = int(index)
@@ -340,7 +340,7 @@ def batch_statistics(
     chunks: dict[str, np.ndarray], tokenizer, cfg: MaskingConfig, n_chunks: int = 1000, batch_size: int | None = None
 ) -> BatchStats:
     """Mask up to `n_chunks` chunks (a seeded sample) with one collator and count what it did."""
-    from engine.data import downsample
+    from engine.data.corpus import downsample
 
     total = int(chunks["input_ids"].shape[0])
     if total == 0:
@@ -370,11 +370,11 @@ def batch_statistics(
 
 
 def _word_count(chunks: dict[str, np.ndarray], idx: np.ndarray) -> int:
-    """Words per chunk by the collator's own rule (engine.data.word_ids mirrors it)."""
+    """Words per chunk by the collator's own rule (engine.data.corpus.word_ids mirrors it)."""
     if "word_ids" in chunks:
         ids = np.asarray(chunks["word_ids"][idx])
     else:
-        from engine.data import word_ids
+        from engine.data.corpus import word_ids
 
         ids = word_ids(np.asarray(chunks["offset_mapping"][idx]), np.asarray(chunks["special_tokens_mask"][idx]))
     return int((ids.max(axis=1) + 1).clip(min=0).sum())

@@ -51,7 +51,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def small_corpus():
     """200 bundled IMDb reviews split 180/20: enough for chunking and a short run."""
-    from engine.data import CorpusConfig
+    from engine.data.corpus import CorpusConfig
 
     return CorpusConfig(source="imdb", max_docs=200, test_fraction=0.1, seed=0)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli_train import build_config, parser
+from engine.cli.train import build_config, parser
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_RUN = ["--dataset", "imdb", "--max-docs", "200", "--chunk-size", "64", "--train-size", "16",

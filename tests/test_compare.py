@@ -1,4 +1,4 @@
-"""engine.compare and engine.model_cache on hand-built run folders (tests/run_builders.py)."""
+"""engine.compare.side_by_side and engine.compare.model_cache on hand-built run folders (tests/run_builders.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import shutil
 import pytest
 from run_builders import FAILED, LORA_A, LORA_B, RUNNING, TRAINED, build_runs
 
-from engine import compare as cmp
+from engine.compare import side_by_side as cmp
+from engine.compare.model_cache import ModelCache, cache_cap
 from engine.errors import UserError
-from engine.model_cache import ModelCache, cache_cap
 
 GREAT = "this is a great [MASK]."
 
@@ -94,7 +94,7 @@ def test_reading_a_new_model_does_not_hold_up_models_in_memory(runs, tiny_model_
                                                               monkeypatch):
     import threading
 
-    from engine import model_cache
+    from engine.compare import model_cache
 
     cache = ModelCache(cap=4)
     cache.get(tiny_model_dir)  # in memory

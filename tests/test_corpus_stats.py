@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
 
-from engine import corpus_stats as cs
-from engine.data import chunk_split, load_corpus, tokenize_corpus, tokenize_texts
+from engine.data import stats as cs
+from engine.data.corpus import chunk_split, load_corpus, tokenize_corpus, tokenize_texts
+from engine.data.split_words import COLUMNS, count_words, split_words
 from engine.errors import UserError
-from engine.split_words import COLUMNS, count_words, split_words
 
 
 def corpus_with(labels_train, labels_test=None, texts=None) -> DatasetDict:

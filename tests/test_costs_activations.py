@@ -1,7 +1,7 @@
 """Activation, gradient and optimizer bytes: predicted against what PyTorch really keeps.
 
 Activations are measured with torch.autograd.graph.saved_tensors_hooks (each storage
-once, parameters and buffers excluded: engine.costs_measure.saved_bytes) on CPU, with
+once, parameters and buffers excluded: engine.costs.measure.saved_bytes) on CPU, with
 tiny models and the bundled MiniLM, full and LoRA, several batch sizes and sequence
 lengths, the MLM head on masked positions only (engine.mlm_head) and on every position.
 The issue asks for 15%; on CPU the replay is in fact byte-exact, which the tight test pins.
@@ -15,12 +15,12 @@ import warnings
 import pytest
 import torch
 
-from engine.costs_activations import trace_step
-from engine.costs_arch import load_arch
-from engine.costs_measure import make_batch, saved_bytes
-from engine.costs_memory import optimizer_state_bytes
-from engine.costs_params import LoraSpec, count_params
-from engine.costs_trace import StepShape
+from engine.costs.activations import trace_step
+from engine.costs.arch import load_arch
+from engine.costs.measure import make_batch, saved_bytes
+from engine.costs.memory import optimizer_state_bytes
+from engine.costs.params import LoraSpec, count_params
+from engine.costs.trace import StepShape
 
 TOLERANCE = 0.15
 
@@ -69,7 +69,7 @@ def predicted_and_measured(models, name, method, head_all, batch, seq, precision
     ref, base = models[name]
     arch = load_arch(ref)
     if spec is None:
-        from engine.costs_arch import default_targets
+        from engine.costs.arch import default_targets
 
         spec = LoraSpec(r=4, alpha=8, dropout=0.1, targets=tuple(default_targets(arch)))
     model = _wrapped(base, spec if method == "lora" else None)

@@ -42,8 +42,8 @@ def test_estimate_endpoint_explains_bad_input(client, changes, message):
 
 def test_corpus_tokens_come_from_the_dataset_tab_analysis(tokenizer):
     from components.costs import tokens_from_dataset_tab
-    from engine.corpus_stats import dataset_stats
-    from engine.data import CorpusConfig
+    from engine.data.corpus import CorpusConfig
+    from engine.data.stats import dataset_stats
     stats = {"corpus": "IMDb (bundled)", "model": {"ref": "tiny"},
              **dataset_stats(CorpusConfig(source="imdb", max_docs=120), tokenizer, 512, 64)}
     chunks = stats["chunks"]["train"]["chunks"]
@@ -58,7 +58,7 @@ def test_corpus_tokens_come_from_the_dataset_tab_analysis(tokenizer):
 
 def test_summary_explains_gradients_missing_from_the_peak():
     from components.costs import side_by_side, summary_md
-    from engine.costs import CostSettings, estimate
+    from engine.costs.estimate import CostSettings, estimate
 
     e = estimate(CostSettings(model="bert-base-uncased", lora_r=8, lora_targets=["query", "value"],
                               batch_size=32, seq_len=128))

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from engine.costs import CostSettings, estimate
-from engine.costs_time import DEFAULT_UTILISATION
+from engine.costs.estimate import CostSettings, estimate
+from engine.costs.flops import DEFAULT_UTILISATION
+from engine.costs.gpus import PRESETS
 from engine.errors import UserError
-from engine.gpu_presets import PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +153,8 @@ def test_cli_table_and_errors(capsys):
 
 
 def write_run(root, run_id: str, device_line: str, tokens_per_s: float = 50_000.0, summary: bool = True):
-    from engine.run_files import write_json_atomic
-    from engine.train_config import TrainConfig
+    from engine.run_folder import write_json_atomic
+    from engine.training.config import TrainConfig
 
     folder = root / run_id
     folder.mkdir(parents=True)
@@ -180,7 +180,7 @@ def runs(tmp_path, monkeypatch):
 
 
 def test_finished_runs_are_listed(runs):
-    from engine.costs_calibrate import finished_runs
+    from engine.costs.calibrate import finished_runs
 
     ids = [run_id for _, run_id in finished_runs()]
     assert ids == ["20260101-000000-00000000000000bb", "20260101-000000-00000000000000aa"]
@@ -217,7 +217,7 @@ def test_unfinished_or_missing_runs_are_refused(runs):
 
 
 def test_bundled_corpus_tokens():
-    from engine.costs import bundled_corpus_tokens
+    from engine.costs.estimate import bundled_corpus_tokens
 
     counted = bundled_corpus_tokens("rotten_tomatoes", 64)
     assert counted["tokens"] == counted["chunks"] * 64 > 0

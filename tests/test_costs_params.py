@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 
-from engine.costs import CostSettings, estimate, reduction
-from engine.costs_arch import load_arch, target_presets
-from engine.costs_params import LoraSpec, count_params
+from engine.costs.arch import load_arch, target_presets
+from engine.costs.estimate import CostSettings, estimate, reduction
+from engine.costs.params import LoraSpec, count_params
 from engine.errors import UserError
 
 
@@ -95,7 +95,7 @@ def test_distilbert_presets_name_its_own_modules(tiny_distilbert_dir):
 
 
 def test_model_is_built_on_the_meta_device():
-    from engine.costs_arch import meta_model
+    from engine.costs.arch import meta_model
 
     model = meta_model(load_arch("bert-large-uncased"))
     assert {p.device for p in model.parameters()} == {torch.device("meta")}

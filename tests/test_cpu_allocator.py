@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import cpu_allocator
-from engine.train_config import TrainConfig
+from engine.training import cpu_allocator
+from engine.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ PROBE = """
 import json, resource, sys
 sys.path.insert(0, {root!r})
 import torch
-from engine import cpu_allocator
+from engine.training import cpu_allocator
 took = cpu_allocator.install() if sys.argv[1] == "install" else False
 for _ in range(10):  # warm up: the heap settles in the first few rounds (a step or two of training)
     t = torch.ones(16 * 2**20)
@@ -58,7 +58,7 @@ def test_env_var_turns_it_off(monkeypatch):
 
 @pytest.mark.parametrize("env, calls", [(None, 1), ("1", 0)])
 def test_cpu_training_installs_it_unless_told_not_to(env, calls, tiny_model_dir, small_corpus, tmp_path, monkeypatch):
-    from engine.training import train
+    from engine.training.loop import train
 
     seen = []
     monkeypatch.setattr(cpu_allocator, "install", lambda: seen.append(1) or True)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine import cpu_dropout
-from engine.cpu_dropout import CpuDropout, cheap_dropout, keep_mask
 from engine.models import load_mlm
+from engine.training import cpu_dropout
+from engine.training.cpu_dropout import CpuDropout, cheap_dropout, keep_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.02])

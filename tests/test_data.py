@@ -1,4 +1,4 @@
-"""engine.data.prepare: caching, chunking, bad chunk sizes, tiny corpora and `python -m engine prepare`."""
+"""engine.data.corpus.prepare: caching, chunking, bad chunk sizes, tiny corpora and `python -m engine prepare`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from engine import cli_prepare, data
 from engine.__main__ import main as engine_main
+from engine.cli import prepare as cli_prepare
+from engine.data import corpus as data
 from engine.errors import UserError
 from tests.conftest import ROOT
 

@@ -1,14 +1,14 @@
-"""engine.downstream: the frozen-feature sentiment probe on a small slice of bundled IMDb."""
+"""engine.compare.downstream: the frozen-feature sentiment probe on a small slice of bundled IMDb."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine.compare import BASE
-from engine.downstream import ProbeConfig, downstream_check, labelled_reviews, mean_pooled, probe_accuracies
+from engine.compare.downstream import ProbeConfig, downstream_check, labelled_reviews, mean_pooled, probe_accuracies
+from engine.compare.model_cache import ModelCache
+from engine.compare.side_by_side import BASE
 from engine.errors import UserError
-from engine.model_cache import ModelCache
 from engine.models import load_mlm
 
 

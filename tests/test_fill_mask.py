@@ -1,12 +1,11 @@
-"""engine.fill_mask: mask spellings, bad input, multi-mask sequences, agreement with the pipeline."""
+"""engine.compare.fill_mask: mask spellings, bad input, multi-mask sequences, agreement with the pipeline."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from engine.errors import UserError
-from engine.fill_mask import (
+from engine.compare.fill_mask import (
     MAX_CHARS,
     MAX_MASKS,
     PRESETS,
@@ -16,6 +15,7 @@ from engine.fill_mask import (
     normalize,
     result_rows,
 )
+from engine.errors import UserError
 from engine.models import load_mlm
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine import hardware
 from engine.errors import UserError
-from engine.train_config import TrainConfig
+from engine.training.config import TrainConfig
 
 SPACE = {"SPACE_ID": "alice/mlm-studio"}
 

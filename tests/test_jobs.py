@@ -1,7 +1,7 @@
-"""The run registry with real worker processes (engine.jobs): queue, cancel, kill, resume, restart.
+"""The run registry with real worker processes (engine.runs.jobs): queue, cancel, kill, resume, restart.
 
 Runs use the tiny BERT (hidden 32, 2 layers) on 200 bundled reviews, chunks of 32 tokens,
-a few steps. A worker is a real `python -m engine.worker` process; the time limits in
+a few steps. A worker is a real `python -m engine.runs.worker` process; the time limits in
 `wait_for` are hang guards, not speed assertions.
 """
 
@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import CorpusConfig
+from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
-from engine.export import push_to_hub, zip_final
-from engine.jobs import DuplicateSubmission, Jobs
-from engine.run_files import append_metric, read_metrics, read_status, update_status, write_json_atomic
-from engine.run_queue import RunQueue
-from engine.train_config import TrainConfig
-from engine.worker_process import pid_is_worker
+from engine.run_folder import append_metric, read_metrics, read_status, update_status, write_json_atomic
+from engine.runs.export import push_to_hub, zip_final
+from engine.runs.jobs import DuplicateSubmission, Jobs
+from engine.runs.process import pid_is_worker
+from engine.runs.queue import RunQueue
+from engine.training.config import TrainConfig
 
 OWNER = "owner-token-of-the-test"
 FAKES = "tests.test_jobs"  # the worker imports the stand-in train functions below from here
 
 
-# ---------------------------------------------------------------- stand-ins for engine.training.train
+# ---------------------------------------------------------------- stand-ins for engine.training.loop.train
 
 
 def instant_train(cfg, run_dir, should_stop=None, resume=False, progress=None):
@@ -231,7 +231,7 @@ def test_bad_configs_are_refused_with_a_clear_message(tmp_path, tiny_model_dir, 
 
 
 def test_lora_default_targets_pass_preflight(tmp_path, tiny_distilbert_dir):
-    from engine.preflight import check_runnable
+    from engine.training.preflight import check_runnable
 
     check_runnable(tiny_config(tiny_distilbert_dir, method="lora", learning_rate=2e-4))  # q_lin,v_lin exist
 

@@ -12,7 +12,7 @@ from transformers import RobertaConfig, RobertaForMaskedLM
 from engine import masked_last_layer
 from engine.mlm_head import masked_lm_loss, unwrap
 from engine.models import load_mlm
-from engine.train_config import TrainConfig
+from engine.training.config import TrainConfig
 
 
 def tiny_roberta():
@@ -126,7 +126,7 @@ def test_saved_weights_and_config_are_unchanged(tiny_model_dir, tmp_path):
 
 
 def test_lora_wrapped_models_take_the_subset_path_with_the_same_loss(tiny_model_dir):
-    from engine import lora
+    from engine.training import lora
 
     model = load_mlm(tiny_model_dir).model
     peft_model = lora.wrap_lora(model, TrainConfig(method="lora", lora_r=4), "bert", tiny_model_dir).eval()
@@ -153,7 +153,7 @@ def test_unknown_layer_shapes_are_left_alone():
 
 
 def test_training_installs_it(tiny_model_dir, small_corpus, tmp_path, monkeypatch):
-    from engine.training import train
+    from engine.training.loop import train
 
     calls = []
     real = masked_last_layer.install

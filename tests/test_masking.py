@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data import CorpusConfig, prepare
+from engine.data.corpus import CorpusConfig, prepare
 from engine.errors import UserError
 from engine.masking import (
     DEFAULT_TEXT,

@@ -1,6 +1,6 @@
 """The engine prepares the bundled corpus offline and the app builds."""
 
-from engine import data
+from engine.data import corpus as data
 
 
 def test_prepare_small_corpus(small_corpus, tokenizer):

@@ -11,10 +11,10 @@ import pytest
 
 from components import run_plots, training_view
 from components.training_form import config_from_values, method_changed
-from engine import jobs
 from engine.errors import UserError
-from engine.run_files import append_metric, update_status, write_json_atomic
-from engine.train_config import TrainConfig
+from engine.run_folder import append_metric, update_status, write_json_atomic
+from engine.runs import jobs
+from engine.training.config import TrainConfig
 
 
 def tiny_json(model_dir: str, **changes) -> str:
@@ -203,7 +203,7 @@ def test_form_shows_a_runs_own_settings():
     import gradio as gr
 
     from components.training_form import values_from_config
-    from engine.train_config import TrainConfig
+    from engine.training.config import TrainConfig
 
     cfg = TrainConfig(model="/some/folder", method="lora", learning_rate=3e-4, lora_targets=["query", "key"])
     cfg.corpus = cfg.corpus.__class__(source="rotten_tomatoes", max_docs=200)

@@ -12,16 +12,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import data
-from engine.checkpoints import list_checkpoints
+from engine.data import corpus as data
 from engine.errors import UserError
-from engine.eval_set import build_eval_set, evaluate, load_eval_set
 from engine.mlm_head import masked_lm_loss
 from engine.models import load_mlm
-from engine.run_files import append_metric, read_metrics
-from engine.train_config import TrainConfig
-from engine.train_data import mask_rows, seeded_collator, take
-from engine.training import train
+from engine.run_folder import append_metric, read_metrics
+from engine.training.batches import mask_rows, seeded_collator, take
+from engine.training.checkpoints import list_checkpoints
+from engine.training.config import TrainConfig
+from engine.training.eval_set import build_eval_set, evaluate, load_eval_set
+from engine.training.loop import train
 
 
 def tiny_cfg(model_dir: str, corpus, **changes) -> TrainConfig:
@@ -150,7 +150,7 @@ def test_lora_trains_only_the_adapter_and_reloads(tiny_model_dir, small_corpus, 
 
 
 def test_lora_wrapping_freezes_everything_but_lora(tiny_distilbert_dir):
-    from engine.lora import wrap_lora
+    from engine.training.lora import wrap_lora
 
     model = wrap_lora(load_mlm(tiny_distilbert_dir).model, TrainConfig(method="lora"), "distilbert", "x")
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -159,7 +159,7 @@ def test_lora_wrapping_freezes_everything_but_lora(tiny_distilbert_dir):
 
 
 def test_no_weight_decay_on_biases_and_layer_norms(tiny_distilbert_dir):
-    from engine.optim import param_groups
+    from engine.training.optim import param_groups
 
     model = load_mlm(tiny_distilbert_dir).model
     decay, no_decay = param_groups(model, 0.01)
@@ -246,7 +246,7 @@ def test_bad_settings_stop_before_training(change, message, tiny_model_dir, smal
 def test_lora_can_train_the_head_transform_too(tiny_model_dir, small_corpus, tmp_path):
     """For a model without a trained head (the bundled MiniLM) the head's transform trains in
     full next to LoRA; the tied vocabulary matrix stays frozen and out of the adapter."""
-    from engine.model_cache import ModelCache
+    from engine.compare.model_cache import ModelCache
 
     cfg = tiny_cfg(tiny_model_dir, small_corpus, method="lora", lora_r=4, learning_rate=1e-2, lora_train_head=True)
     summary = train(cfg, tmp_path, log=quiet)
@@ -265,7 +265,7 @@ def test_lora_can_train_the_head_transform_too(tiny_model_dir, small_corpus, tmp
 
 
 def test_head_training_without_a_known_head_is_refused():
-    from engine.lora import head_modules
+    from engine.training.lora import head_modules
 
     with pytest.raises(UserError, match="not set up for model type"):
         head_modules(TrainConfig(method="lora", lora_train_head=True), "gpt2")

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from engine.data import CorpusConfig, load_corpus
+from engine.data.corpus import CorpusConfig, load_corpus
+from engine.data.uploads import describe_upload, read_upload, upload_columns
 from engine.errors import UserError
-from engine.uploads import describe_upload, read_upload, upload_columns
 
 ROWS = [("A gripping film, loved it", 1), ("Dull and far too long", 0), ("The cast is superb", 1)]
 

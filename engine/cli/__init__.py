@@ -1,0 +1,1 @@
+"""`python -m engine prepare|train|estimate`: one module per command, each with main(argv)."""

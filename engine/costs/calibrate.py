@@ -1,0 +1,124 @@
+"""Calibration: a finished run's measured peak memory and throughput next to the prediction.
+
+A run folder (docs/interfaces.md) holds config.json (a TrainConfig dict) and, once it
+has finished, summary.json with peak_memory_bytes and tokens_per_s. We predict the same
+settings, show both, and turn the measured tokens/s into a utilisation of the chosen
+GPU's peak, which then prices time and money for both methods.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from engine.costs.gpus import GpuPreset
+from engine.errors import UserError
+from engine.run_folder import read_json, runs_dir, valid_run_id
+
+_DEVICE_LINE = re.compile(r"device (\S+), mixed precision (\w+)")
+
+
+def finished_runs(root: Path | None = None) -> list[tuple[str, str]]:
+    """(label, run_id) of runs with a summary, newest first, for a dropdown."""
+    root = Path(root) if root else runs_dir()
+    out = []
+    for folder in sorted(root.iterdir(), reverse=True) if root.exists() else []:
+        summary = read_json(folder / "summary.json")
+        if folder.is_dir() and summary.get("tokens_per_s"):
+            cfg = read_json(folder / "config.json")
+            label = " · ".join([folder.name, str(cfg.get("method", "?")), str(cfg.get("model", "?")),
+                                f"batch {cfg.get('batch_size', '?')}"])
+            out.append((label, folder.name))
+    return out
+
+
+def read_run(run_id: str, root: Path | None = None) -> dict:
+    """The run's config, summary and the device and precision it trained with."""
+    if not valid_run_id(run_id):
+        raise UserError(f"{run_id!r} is not a run id.")
+    folder = (Path(root) if root else runs_dir()) / run_id
+    config, summary = read_json(folder / "config.json"), read_json(folder / "summary.json")
+    if not config:
+        raise UserError(f"No run {run_id!r} in {folder.parent}.")
+    if not summary.get("tokens_per_s"):
+        raise UserError(f"Run {run_id} has not finished (no summary.json with tokens/s yet): pick a finished run.")
+    device, mixed = _device_and_precision(folder, summary)
+    return {"run_id": run_id, "config": config, "summary": summary, "device": device, "mixed_precision": mixed}
+
+
+def _device_and_precision(folder: Path, summary: dict) -> tuple[str, str]:
+    """summary.json may name them; else the trainer's start line in the log says 'device X, mixed precision Y'."""
+    if summary.get("device"):
+        return str(summary["device"]), str(summary.get("mixed_precision", "no"))
+    lines = list(read_json(folder / "status.json").get("log_tail", []))
+    log = folder / "worker.log"
+    if log.exists():
+        lines += log.read_text(errors="replace").splitlines()[:200]
+    for line in lines:
+        found = _DEVICE_LINE.search(str(line))
+        if found:
+            return found.group(1), found.group(2)
+    return "unknown", "unknown"
+
+
+def run_settings(run: dict, base):
+    """The estimate settings a run trained with; the GPU and prices stay the user's."""
+    cfg = run["config"]
+    precision = {"no": "fp32", "fp16": "fp16", "bf16": "bf16"}.get(run["mixed_precision"])
+    if precision is None:
+        requested = cfg.get("precision", "auto")
+        precision = requested if requested in ("fp32", "fp16", "bf16") else "fp32"
+    targets = cfg.get("lora_targets") or []
+    return replace(
+        base,
+        model=cfg.get("model", base.model), method=cfg.get("method", base.method),
+        lora_r=cfg.get("lora_r", base.lora_r), lora_alpha=cfg.get("lora_alpha", base.lora_alpha),
+        lora_dropout=cfg.get("lora_dropout", base.lora_dropout), lora_targets=targets, modules_to_save=[],
+        batch_size=cfg.get("batch_size", base.batch_size), seq_len=cfg.get("chunk_size", base.seq_len),
+        precision=precision, optimizer="adamw", grad_checkpointing=False, head="masked",
+        mlm_probability=cfg.get("mlm_probability", base.mlm_probability),
+        grad_accum_steps=cfg.get("grad_accum_steps", 1), calibration_run="", utilisation=None,
+    ).validated()
+
+
+def calibrate(run_id: str, base, gpu: GpuPreset) -> dict:
+    """Measured next to predicted for the run's own settings, and the utilisation it implies."""
+    from engine.costs.arch import load_arch
+    from engine.costs.estimate import method_estimate
+    from engine.costs.flops import DEFAULT_UTILISATION, implied_utilisation
+
+    run = read_run(run_id)
+    s = run_settings(run, base)
+    arch = load_arch(s.model)
+    side, _ = method_estimate(arch, s, s.method, gpu, DEFAULT_UTILISATION, "default")
+    measured_tps = float(run["summary"]["tokens_per_s"])
+    measured_peak = int(run["summary"].get("peak_memory_bytes") or 0)
+    on_cpu = run["device"].startswith("cpu")
+    predicted_peak = side["memory"]["peak_allocated"]
+    util = implied_utilisation(measured_tps, side["flops"]["per_token"], gpu, s.precision)
+    return {
+        "run_id": run_id,
+        "device": run["device"],
+        "settings": {"model": s.model, "method": s.method, "batch_size": s.batch_size, "seq_len": s.seq_len,
+                     "precision": s.precision, "lora_r": s.lora_r},
+        "measured_peak_memory_bytes": measured_peak,
+        "predicted_peak_memory_bytes": predicted_peak,
+        "peak_ratio": predicted_peak / measured_peak if measured_peak else None,
+        "measured_tokens_per_s": measured_tps,
+        "predicted_tokens_per_s": gpu.peak_flops(s.precision) * DEFAULT_UTILISATION / side["flops"]["per_token"],
+        "implied_utilisation": util,
+        "utilisation_applies": not on_cpu and 0 < util <= 1,
+        "note": _note(run["device"], on_cpu, util),
+    }
+
+
+def _note(device: str, on_cpu: bool, util: float) -> str:
+    if on_cpu:
+        return ("This run trained on the CPU: its peak is the process's resident memory and its speed says "
+                "nothing about a GPU, so its utilisation is not applied.")
+    if util > 1:
+        return "The measured speed is above the chosen GPU's peak: was the run on a faster GPU? Not applied."
+    if device == "unknown":
+        return "The run does not say which device it used; its utilisation is applied to the chosen GPU."
+    return f"Measured on {device}; its utilisation is applied to the chosen GPU."

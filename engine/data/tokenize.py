@@ -1,0 +1,97 @@
+"""Tokenizing a list of texts into flat numpy arrays, as fast as the Rust tokenizer allows.
+
+Every document's tokens, [CLS] ... [SEP], go back to back into one int32 array (plus
+character offsets and the special-token mask that whole-word masking needs); chunking
+is then a reshape (engine.data.corpus.chunk_split). Kept apart from engine.data.corpus, which loads
+corpora and caches these arrays on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TokenizedSplit:
+    """One split as flat arrays: every document's tokens, [CLS] ... [SEP], back to back."""
+
+    input_ids: np.ndarray  # int32 (total,)
+    offsets: np.ndarray  # int32 (total, 2): character span of each token in its document
+    special: np.ndarray  # uint8 (total,): 1 for [CLS]/[SEP]/...
+    doc_lengths: np.ndarray  # int32 (docs,)
+
+    @property
+    def total(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def tokenize_texts(texts: list[str], tokenizer, progress=None, batch_size: int = 2048) -> TokenizedSplit:
+    """Encode all texts with the Rust tokenizer (no truncation: long reviews are chunked later).
+
+    Batches of `batch_size` documents are pipelined: the Rust call releases the GIL, so
+    a thread encodes batch k+1 (on all cores) while this one copies batch k into numpy;
+    `progress(fraction)` is called after each batch.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = _untruncated(tokenizer)
+    texts = list(texts)
+    batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)] or [[]]
+    parts = []
+    if progress:
+        progress(0.0)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(backend.encode_batch, batches[0])
+        for k in range(len(batches)):
+            encodings = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(backend.encode_batch, batches[k + 1])
+            parts.append(_to_arrays(encodings))
+            if progress:
+                progress((k + 1) / len(batches))
+    if len(parts) == 1:
+        return parts[0]
+    return TokenizedSplit(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                            ("input_ids", "offsets", "special", "doc_lengths")))
+
+
+def _to_arrays(encodings) -> TokenizedSplit:
+    lengths = np.fromiter((len(e) for e in encodings), dtype=np.int32, count=len(encodings))
+    total = int(lengths.sum())
+    chain = itertools.chain.from_iterable
+    ids = np.fromiter(chain(e.ids for e in encodings), dtype=np.int32, count=total)
+    offsets = np.fromiter(chain(chain(e.offsets for e in encodings)), dtype=np.int32, count=2 * total)
+    special = np.fromiter(chain(e.special_tokens_mask for e in encodings), dtype=np.uint8, count=total)
+    return TokenizedSplit(ids, offsets.reshape(total, 2), special, lengths)
+
+
+def _untruncated(tokenizer):
+    """The Rust tokenizer with truncation and padding off (some tokenizer.json files
+    ship them on, e.g. MiniLM's truncates at 128); a copy, so the caller's is untouched."""
+    import copy
+
+    backend = copy.deepcopy(tokenizer.backend_tokenizer)
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
+
+
+def word_ids(offsets: np.ndarray, special: np.ndarray) -> np.ndarray:
+    """Word index per token (-1 for special tokens), by the rule the collator uses.
+
+    A token starts a new word when it does not touch the previous token's end or
+    follows a special token; this is what DataCollatorForLanguageModeling's
+    whole-word masking derives from offset_mapping.
+    """
+    starts, ends = offsets[..., 0], offsets[..., 1]
+    prev_end = np.roll(ends, 1, axis=-1)
+    prev_special = np.roll(special, 1, axis=-1)
+    prev_end[..., 0] = -1
+    prev_special[..., 0] = 0
+    is_special = special.astype(bool)
+    new_word = ~is_special & ((starts != prev_end) | (prev_special == 1))
+    ids = np.cumsum(new_word, axis=-1) - 1
+    return np.where(is_special, -1, ids).astype(np.int32)

@@ -1,0 +1,19 @@
+"""Runs as jobs: submit, queue, the worker process, owners, cancel/resume, export.
+
+The face re-exports lazily (PEP 562): `from engine.runs import submit` works, and importing
+one submodule never drags in the others (the web server imports configs without torch's
+training stack, and no package face can close an import cycle).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_FACE = {name: 'jobs' for name in ('submit', 'status', 'cancel', 'resume', 'list_runs')} | {'RunQueue': 'queue'}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name in _FACE:
+        return getattr(importlib.import_module(f"{__name__}.{_FACE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

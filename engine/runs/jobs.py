@@ -1,0 +1,337 @@
+"""Runs: submit, queue, watch, cancel and resume training runs, each in its own worker process.
+
+The run folder on disk is the truth (docs/interfaces.md); this module keeps only what a
+server needs in memory (the FIFO queue and the live worker handles) and can rebuild it
+from the folders, so a restarted server lists every run and marks the ones whose worker
+is gone as interrupted (never restarting anything on its own).
+
+    run_id = jobs.submit(cfg, owner=token)   # validates, writes config/status/owner, queues
+    jobs.status(run_id)                      # state, step, queue position, latest metrics, log tail
+    jobs.cancel(run_id, owner=token)         # stops after the current step, forced after a grace period
+    jobs.resume(run_id, owner=token)         # same run id and folder, from the last checkpoint
+
+A supervisor thread (and every status read) polls the workers: a worker that died
+without saying how (SIGKILL, OOM) is marked interrupted with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.run_folder import (
+    RESUMABLE_STATES,
+    history_row,
+    is_final,
+    latest_checkpoint_step,
+    latest_metrics,
+    log_tail,
+    new_run_id,
+    read_json,
+    read_status,
+    run_folder,
+    run_ids,
+    runs_dir,
+    update_status,
+    write_json_atomic,
+)
+from engine.runs.owners import is_admin, is_owner, owner_hash, write_owner
+from engine.runs.process import DEFAULT_TRAIN_TARGET, WorkerHandle, describe_exit, launch, pid_is_worker
+from engine.runs.queue import RunQueue
+from engine.runs.worker import CANCEL_FLAG
+from engine.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+DEDUPE_SECONDS = 5.0
+
+
+class DuplicateSubmission(UserError):
+    """The same owner submitted the same config moments ago: a double click, not a new run."""
+
+    def __init__(self, run_id: str, seconds_ago: float):
+        super().__init__(
+            f"This run was already started {seconds_ago:.0f} s ago (run {run_id}); "
+            f"the second Start was ignored so that two identical runs do not start by accident."
+        )
+        self.run_id = run_id
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class Jobs:
+    """The run registry of one runs folder, for one server process."""
+
+    def __init__(self, root: Path | None = None, *, max_concurrent: int | None = None,
+                 cancel_grace_s: float | None = None, train_target: str = DEFAULT_TRAIN_TARGET,
+                 poll_s: float = 0.5, supervise: bool = True, preflight: bool = True):
+        self.root = Path(root) if root else runs_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.queue = RunQueue(max_concurrent)
+        self.cancel_grace_s = cancel_grace_s if cancel_grace_s is not None else _env_float("MLM_CANCEL_GRACE_S", 30.0)
+        self.train_target = train_target
+        self.preflight = preflight
+        self._lock = threading.RLock()
+        self._recent: dict[tuple[str, str], tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._recover()
+        self._thread = None
+        if supervise:
+            self._thread = threading.Thread(target=self._supervise, args=(poll_s,), name="mlm-jobs-supervisor",
+                                            daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------ submitting
+
+    def submit(self, cfg: TrainConfig, owner: str | None = None) -> str:
+        """Validate, write the run folder, queue the run; returns its id. Raises UserError."""
+        from engine.hardware import apply_limits, detect
+
+        cfg = TrainConfig.from_dict(cfg.to_dict())  # a copy, validated, with lists parsed
+        cfg, notices = apply_limits(cfg, detect(runs_root=self.root))  # CPU Space caps; refuses on ZeroGPU
+        if self.preflight:
+            from engine.training.preflight import check_runnable
+
+            check_runnable(cfg)
+        key = (owner_hash(owner or ""), hashlib.sha256(cfg.to_json().encode()).hexdigest())
+        with self._lock:
+            now = time.time()
+            earlier = self._recent.get(key)
+            if earlier and now - earlier[1] < DEDUPE_SECONDS:
+                raise DuplicateSubmission(earlier[0], now - earlier[1])
+            run_id = new_run_id()
+            folder = self.root / run_id
+            folder.mkdir(parents=True)
+            write_json_atomic(folder / "config.json", {**cfg.to_dict(), "run_id": run_id, "created_at": now})
+            if owner:
+                write_owner(folder, owner)
+            update_status(folder, state="queued", message="Waiting for a free worker slot", created_at=now,
+                          step=0, total_steps=None, log_tail=[], notices=notices)
+            self.queue.push(run_id)
+            self._recent = {k: v for k, v in self._recent.items() if now - v[1] < DEDUPE_SECONDS}
+            self._recent[key] = (run_id, now)
+            self._start_waiting()
+        return run_id
+
+    def _start_waiting(self) -> None:
+        """Fill free worker slots from the head of the queue (caller holds the lock)."""
+        while (nxt := self.queue.next_to_start()) is not None:
+            folder = self.root / nxt.run_id
+            (folder / CANCEL_FLAG).unlink(missing_ok=True)
+            # "running" before the process exists: a worker that fails at once writes "failed"
+            # after this, never before it (which this write would then hide).
+            update_status(folder, state="running", pid=None, started_at=time.time(),
+                          message="Starting the worker" + (" to resume" if nxt.resume else ""))
+            try:
+                handle = launch(folder, nxt.resume, self.train_target)
+            except OSError as exc:
+                self._finish(folder, "failed", f"Could not start a worker process: {exc}")
+                continue
+            self.queue.running[nxt.run_id] = handle
+
+    # ------------------------------------------------------------ reading
+
+    def folder(self, run_id: str) -> Path:
+        return run_folder(self.root, run_id)
+
+    def status(self, run_id: str, detail: bool = True) -> dict:
+        """Everything a watcher needs, read from disk (anyone with the id may read it).
+
+        detail=False leaves out the latest metrics and the summary (a browser poll reads
+        new metric rows itself, by byte offset, instead of the whole file every second)."""
+        folder = self.folder(run_id)
+        self.check()
+        status = read_status(folder)
+        config = read_json(folder / "config.json")
+        with self._lock:
+            position = self.queue.position(folder.name)
+        live = status.get("state") in ("running", "queued")
+        return {
+            **status,
+            "run_id": folder.name,
+            "model": config.get("model"),
+            "method": config.get("method"),
+            "queue_position": position,
+            "log_tail": log_tail(folder) if live or not status.get("log_tail") else status["log_tail"],
+            "latest": latest_metrics(folder) if detail else {},
+            "summary": read_json(folder / "summary.json") if detail else {},
+            "cancel_requested": live and (folder / CANCEL_FLAG).exists(),
+            "resumable": status.get("state") in RESUMABLE_STATES,
+            "last_checkpoint_step": latest_checkpoint_step(folder),
+        }
+
+    def list_runs(self) -> list[dict]:
+        """Every run on disk, newest first, with what the history table shows."""
+        rows = [history_row(self.root / run_id) for run_id in run_ids(self.root)]
+        with self._lock:
+            for row in rows:
+                row["queue_position"] = self.queue.position(row["run_id"])
+        return rows[::-1]
+
+    def can_control(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> bool:
+        return is_owner(self.folder(run_id), owner) or is_admin(admin_token)
+
+    # ------------------------------------------------------------ cancel and resume
+
+    def cancel(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
+        folder = self.folder(run_id)
+        self._require_control(folder, owner, admin_token, "cancel")
+        with self._lock:
+            status = read_status(folder)
+            if is_final(status):
+                raise UserError(f"Run {folder.name} has already finished ({status['state']}): "
+                                f"there is nothing to cancel.")
+            if self.queue.remove(folder.name) or status.get("state") == "queued":
+                self._finish(folder, "cancelled", "Cancelled while waiting in the queue, before it started.")
+                return f"Run {folder.name} was cancelled before it started."
+            (folder / CANCEL_FLAG).touch()
+            update_status(folder, message="Cancelling: training stops after the current step and saves a checkpoint")
+        return (f"Cancel requested for run {folder.name}: it stops after the current step and saves a "
+                f"checkpoint (forced after {self.cancel_grace_s:.0f} s).")
+
+    def resume(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
+        folder = self.folder(run_id)
+        self._require_control(folder, owner, admin_token, "resume")
+        with self._lock:
+            state = read_status(folder).get("state")
+            if state not in RESUMABLE_STATES:
+                raise UserError(f"Run {folder.name} is {state}: only interrupted, cancelled or failed runs "
+                                f"can be resumed.")
+            step = latest_checkpoint_step(folder)
+            where = (f"from its checkpoint at step {step}" if step is not None
+                     else "from the start (no checkpoint was saved)")
+            (folder / CANCEL_FLAG).unlink(missing_ok=True)
+            update_status(folder, state="queued", message=f"Queued to resume {where}", finished_at=None,
+                          resumed_at=time.time())
+            self.queue.push(folder.name, resume=True)
+            self._start_waiting()
+        waiting = self.queue.position(folder.name)
+        return f"Run {folder.name} resumes {where}" + (f" (position {waiting} in the queue)." if waiting else ".")
+
+    def _require_control(self, folder: Path, owner: str | None, admin_token: str | None, action: str) -> None:
+        if not (is_owner(folder, owner) or is_admin(admin_token)):
+            raise UserError(
+                f"Only the browser session that started run {folder.name} (or the holder of the admin "
+                f"token) can {action} it; anyone with the link can watch it."
+            )
+
+    def _finish(self, folder: Path, state: str, message: str) -> None:
+        update_status(folder, state=state, message=message, finished_at=time.time(), log_tail=log_tail(folder))
+
+    # ------------------------------------------------------------ supervision
+
+    def check(self) -> None:
+        """Reap finished workers, kill cancelled ones past the grace period, start queued runs."""
+        with self._lock:
+            for run_id, handle in list(self.queue.running.items()):
+                folder = self.root / run_id
+                code = handle.exit_code()
+                if code is None:
+                    self._enforce_cancel(folder, handle)
+                    continue
+                del self.queue.running[run_id]
+                status = read_status(folder)
+                if not is_final(status):
+                    self._mark_dead(folder, status, code)
+            self._start_waiting()
+
+    def _enforce_cancel(self, folder: Path, handle: WorkerHandle) -> None:
+        flag = folder / CANCEL_FLAG
+        try:
+            waited = time.time() - flag.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if waited < self.cancel_grace_s:
+            return
+        handle.kill()
+        self.queue.running.pop(folder.name, None)
+        step = read_status(folder).get("step", 0)
+        self._finish(folder, "cancelled", f"Cancelled by force at step {step}: the worker did not stop within "
+                                          f"{self.cancel_grace_s:.0f} s. Resume continues from the last checkpoint.")
+
+    def _mark_dead(self, folder: Path, status: dict, code: int) -> None:
+        step = latest_checkpoint_step(folder)
+        resume = (f"Resume continues from the checkpoint at step {step}." if step is not None
+                  else "Resume starts it again (no checkpoint yet).")
+        self._finish(folder, "interrupted",
+                     f"The worker {describe_exit(code)} at step {status.get('step', 0)}. {resume}")
+
+    def _supervise(self, poll_s: float) -> None:
+        while not self._stop.wait(poll_s):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - the supervisor must outlive any one bad run folder
+                log.exception("jobs supervisor check failed")
+
+    def _recover(self) -> None:
+        """After a (re)start: adopt live workers, mark runs whose worker is gone as interrupted."""
+        for run_id in run_ids(self.root):
+            folder = self.root / run_id
+            status = read_status(folder)
+            state = status.get("state")
+            if state == "running" and pid_is_worker(status.get("pid"), run_id):
+                self.queue.running[run_id] = WorkerHandle(run_id, int(status["pid"]))
+            elif state in ("running", "queued"):
+                self._finish(folder, "interrupted",
+                             f"The server restarted while this run was {state}; it was not restarted "
+                             f"automatically. Resume continues from its last checkpoint.")
+
+    def close(self) -> None:
+        """Stop supervising (tests; a server just exits). Workers keep running."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- the server's registry
+
+_registries: dict[Path, Jobs] = {}
+_registries_lock = threading.Lock()
+
+
+def registry() -> Jobs:
+    """The registry of the current runs folder (engine.run_folder.runs_dir()), created once."""
+    root = runs_dir()
+    with _registries_lock:
+        if root not in _registries:
+            _registries[root] = Jobs(root)
+        return _registries[root]
+
+
+def submit(cfg: TrainConfig, owner: str | None = None) -> str:
+    return registry().submit(cfg, owner)
+
+
+def status(run_id: str) -> dict:
+    return registry().status(run_id)
+
+
+def cancel(run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
+    return registry().cancel(run_id, owner, admin_token)
+
+
+def resume(run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
+    return registry().resume(run_id, owner, admin_token)
+
+
+def list_runs() -> list[dict]:
+    return registry().list_runs()
+
+
+def run_dir(run_id: str) -> Path:
+    """The folder of an existing run (for the Compare tab and exports)."""
+    return registry().folder(run_id)
+
+
+def status_json(run_id: str) -> str:
+    return json.dumps(status(run_id), default=str)
