@@ -9,9 +9,11 @@ GPU's peak, which then prices time and money for both methods.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from engine.costs.flops import DEFAULT_UTILISATION, implied_utilisation
 from engine.costs.gpus import GpuPreset
 from engine.errors import UserError
 from engine.run_folder import read_json, runs_dir, valid_run_id
@@ -82,16 +84,15 @@ def run_settings(run: dict, base):
     ).validated()
 
 
-def calibrate(run_id: str, base, gpu: GpuPreset) -> dict:
-    """Measured next to predicted for the run's own settings, and the utilisation it implies."""
-    from engine.costs.arch import load_arch
-    from engine.costs.estimate import method_estimate
-    from engine.costs.flops import DEFAULT_UTILISATION, implied_utilisation
+def calibrate(run_id: str, base, gpu: GpuPreset, predict: Callable) -> dict:
+    """Measured next to predicted for the run's own settings, and the utilisation it implies.
 
+    `predict(settings)` is the estimate's one side for those settings: the estimate passes it in,
+    so this module never imports the estimate that imports it (no import cycle).
+    """
     run = read_run(run_id)
     s = run_settings(run, base)
-    arch = load_arch(s.model)
-    side, _ = method_estimate(arch, s, s.method, gpu, DEFAULT_UTILISATION, "default")
+    side = predict(s)
     measured_tps = float(run["summary"]["tokens_per_s"])
     measured_peak = int(run["summary"].get("peak_memory_bytes") or 0)
     on_cpu = run["device"].startswith("cpu")

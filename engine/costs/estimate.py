@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from engine.costs.activations import trace_step
 from engine.costs.arch import ALL_LINEAR, Arch, load_arch
+from engine.costs.calibrate import calibrate
 from engine.costs.flops import DEFAULT_UTILISATION, estimate_flops, estimate_time
 from engine.costs.gpus import DEFAULT_GPU, GpuPreset, preset
 from engine.costs.memory import OPTIMIZERS, checkpoint_bytes, estimate_memory
@@ -144,15 +145,21 @@ def _names(value, allow_all: bool = False) -> list[str] | str:
 # ---------------------------------------------------------------- the estimate
 
 
+def _one_side(s: CostSettings, gpu: GpuPreset) -> dict:
+    """The estimate of one run's own settings at the default utilisation (what calibration compares)."""
+    side, _ = method_estimate(load_arch(s.model), s, s.method, gpu, DEFAULT_UTILISATION, "default")
+    return side
+
+
 def estimate(settings: CostSettings) -> dict:
     """The whole estimate as plain JSON-able values (see docs/costs.md for every field)."""
-    from engine.costs.calibrate import calibrate
-
     s = settings.validated()
     arch = load_arch(s.model)
     check_seq(arch, s.seq_len)
     gpu = s.gpu_preset()
-    calibration = calibrate(s.calibration_run, s, gpu) if s.calibration_run else None
+    calibration = None
+    if s.calibration_run:
+        calibration = calibrate(s.calibration_run, s, gpu, lambda run_s: _one_side(run_s, gpu))
     utilisation, source = s.utilisation, "typed"
     if utilisation is None and calibration and calibration.get("utilisation_applies"):
         utilisation, source = calibration["implied_utilisation"], f"measured by run {s.calibration_run}"
