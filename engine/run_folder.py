@@ -201,3 +201,14 @@ def latest_checkpoint_step(run_dir: Path) -> int | None:
         except ValueError:
             continue
     return max(steps) if steps else None
+
+
+def corpus_ids_in_use(root: Path | None = None) -> set[str]:
+    """Stored corpora that some run's config refers to: the corpus store never removes these."""
+    root = Path(root) if root else runs_dir()
+    used = set()
+    for rid in run_ids(root):
+        corpus = read_json(root / rid / "config.json").get("corpus")
+        if isinstance(corpus, dict) and corpus.get("source") == "stored" and isinstance(corpus.get("corpus_id"), str):
+            used.add(corpus["corpus_id"])
+    return used

@@ -19,6 +19,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 _TMP = Path(tempfile.mkdtemp(prefix="mlm-tests-"))
 os.environ.setdefault("MLM_CACHE_DIR", str(_TMP / "cache"))
 os.environ.setdefault("MLM_RUNS_DIR", str(_TMP / "runs"))
+os.environ.setdefault("MLM_CORPORA_DIR", str(_TMP / "corpora"))
 
 import pytest  # noqa: E402
 

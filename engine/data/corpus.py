@@ -32,7 +32,8 @@ CACHE_VERSION = "1"
 class CorpusConfig:
     """Where the texts come from and how they are split into train/test."""
 
-    source: str = "imdb"  # "imdb" | "rotten_tomatoes" (bundled) | "hub" | "upload"
+    source: str = "imdb"  # "imdb" | "rotten_tomatoes" (bundled) | "stored" | "hub" | "upload"
+    corpus_id: str = ""  # with source "stored": an id of engine.data.store
     hub_id: str = ""
     hub_config: str = ""
     upload_path: str = ""
@@ -91,18 +92,26 @@ def _load_corpus_cached(_key: str, cfg: CorpusConfig):
 
     if not 0.0 < cfg.test_fraction < 1.0:
         raise UserError(f"Test fraction must be between 0 and 1, got {cfg.test_fraction}.")
-    if cfg.source in BUNDLED_SOURCES:
+    source = cfg.source
+    if source == "stored" and cfg.corpus_id in BUNDLED_SOURCES:
+        source = cfg.corpus_id  # the bundled corpora are listed in the store under their own names
+    if source in BUNDLED_SOURCES:
         frame = _bundled_frame()
-        frame = frame[frame["source"] == cfg.source][["text", "label"]].reset_index(drop=True)
+        frame = frame[frame["source"] == source][["text", "label"]].reset_index(drop=True)
         ds = Dataset.from_pandas(frame, preserve_index=False)
     elif cfg.source == "hub":
         return _split(_load_hub(cfg), cfg)
+    elif source == "stored":
+        from engine.data import store
+
+        store.touch(cfg.corpus_id)
+        return _split(store.load(cfg.corpus_id), cfg)
     elif cfg.source == "upload":
         from engine.data.uploads import read_upload
 
         ds = read_upload(cfg.upload_path, cfg.text_column, cfg.label_column)
     else:
-        raise UserError(f"Unknown corpus source {cfg.source!r}: use imdb, rotten_tomatoes, hub or upload.")
+        raise UserError(f"Unknown corpus source {cfg.source!r}: use imdb, rotten_tomatoes, stored, hub or upload.")
     return _split(DatasetDict({"train": ds}), cfg)
 
 
