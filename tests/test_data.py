@@ -121,3 +121,18 @@ def test_python_m_engine_prepare(small_csv, fresh_cache):
     summary = json.loads(lines[0])
     assert summary["reviews"] == 60 and summary["cache_hit"] is False and summary["chunk_size"] == 128
     assert summary["chunks"] == sum(summary["chunks_per_split"].values()) > 0
+
+
+def test_cli_prepare_stores_a_file_and_reuses_it_by_id(small_csv, fresh_cache, capsys):
+    assert cli_prepare.main(["--dataset", small_csv, "--chunk-size", "16"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(first["corpus_id"]) == 16
+    assert cli_prepare.main(["--corpus-id", first["corpus_id"], "--chunk-size", "16"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["corpus_id"], again["reviews"], again["cache_hit"]) == (first["corpus_id"], 60, True)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "ffffffffffffffff"])
+def test_cli_prepare_refuses_an_unknown_or_escaping_corpus_id(bad, capsys):
+    assert engine_main(["prepare", "--corpus-id", bad]) == 2
+    assert "corpus" in capsys.readouterr().err
