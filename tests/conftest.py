@@ -73,7 +73,6 @@ def app_url(tmp_path_factory, app_runs_dir):
     """The real app, launched as `python app.py` in a subprocess on a free port."""
     port = free_port()
     env = dict(os.environ, PORT=str(port), MLM_RUNS_DIR=str(app_runs_dir))
-    env.setdefault("MLM_TEST_TINY_MODEL", "")
     log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
