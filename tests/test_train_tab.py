@@ -134,21 +134,21 @@ def fake_run(reg, run_id="20260101-000000-00000000000000aa", state="running") ->
 def test_poll_reads_only_new_rows_and_skips_when_nothing_changed(registry):
     run_id = fake_run(registry, state="completed")
     out = training_view.poll(training_view.attach(run_id, "someone"), "step", force=True)
-    view, loss = out[0], out[3]
+    view, loss = out.view, out.loss_plot
     assert len(view["rows"]) == 2 and list(loss.data[0].y) == [9.5]
-    assert "Read-only" in out[1]  # not the owner
-    assert all(o == gr.skip() for o in training_view.poll(view, "step"))  # nothing new: nothing sent
+    assert "Read-only" in out.run_md  # not the owner
+    assert all(o == gr.skip() for o in vars(training_view.poll(view, "step")).values())  # nothing new: nothing sent
 
     append_metric(registry.root / run_id,
                   {"kind": "train", "step": 2, "epoch": 0.2, "loss": 9.1, "lr": 9e-4, "tokens_per_s": 110.0})
-    view2 = training_view.poll(view, "step")[0]
+    view2 = training_view.poll(view, "step").view
     assert [r["step"] for r in view2["rows"]] == [0, 1, 2] and view2["offset"] > view["offset"]
 
     # A resume rewrites metrics.jsonl (new file): the poller starts over instead of reading garbage.
     folder = registry.root / run_id
     (folder / "metrics.jsonl").rename(folder / "old.jsonl")
     append_metric(folder, {"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
-    assert [r["step"] for r in training_view.poll(view2, "step")[0]["rows"]] == [0]
+    assert [r["step"] for r in training_view.poll(view2, "step").view["rows"]] == [0]
 
 
 def test_history_follows_a_live_runs_step_without_rebuilding_every_poll(registry, monkeypatch):
@@ -156,18 +156,18 @@ def test_history_follows_a_live_runs_step_without_rebuilding_every_poll(registry
     clock = [1000.0]
     monkeypatch.setattr(training_view, "_now", lambda: clock[0])
     out = training_view.poll(training_view.attach(run_id, "someone"), "step", force=True)
-    view = out[0]
-    assert "1 / 10" in list(out[-1]["step"])
+    view = out.view
+    assert "1 / 10" in list(out.history["step"])
 
     update_status(registry.root / run_id, step=2)
     clock[0] += 1
     out = training_view.poll(view, "step")
-    assert out[-1] == gr.skip()  # a second later: the table is not rebuilt
+    assert out.history == gr.skip()  # a second later: the table is not rebuilt
 
     update_status(registry.root / run_id, step=3)
     clock[0] += training_view.HISTORY_EVERY_S
-    out = training_view.poll(out[0], "step")
-    assert "3 / 10" in list(out[-1]["step"])  # ten seconds on: the step column caught up
+    out = training_view.poll(out.view, "step")
+    assert "3 / 10" in list(out.history["step"])  # ten seconds on: the step column caught up
 
 
 def test_unknown_run_gives_a_clear_message(registry):
