@@ -38,15 +38,22 @@ Public API (gradio_client), `/estimate`:
     "total_seconds", "total_cost", "utilisation", ...}}. Bad input (rank 0, unknown
     target module, batch 0, sequence above the model's maximum, a price of text, an
     unknown model offline) raises an error whose message says what to change.
+
+The parameters are the fields of `EstimateRequest`, in its order: the endpoint takes its
+inputs by name from that form, so a new setting is one field there plus one widget.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from components.common import user_errors
 from components.cost_plots import memory_bars
+from components.forms import Form
 from engine.costs.arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_presets
 from engine.costs.calibrate import finished_runs
 from engine.costs.estimate import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
@@ -63,23 +70,56 @@ CUSTOM = "custom (type below)"
 # ---------------------------------------------------------------- handlers
 
 
+@dataclass
+class EstimateRequest:
+    """The Costs form, one field per widget, named and ordered as the public /estimate endpoint's
+    parameters (README, this module's docstring). Values are as the widgets give them: a number
+    box may be empty, the GPU figures are text."""
+
+    model: Any
+    lora_r: Any
+    lora_alpha: Any
+    lora_dropout: Any
+    targets: Any
+    modules_to_save: Any
+    batch_size: Any
+    seq_len: Any
+    precision: Any
+    optimizer: Any
+    grad_checkpointing: Any
+    head: Any
+    mlm_probability: Any
+    gpu: Any
+    gpu_memory_gib: Any
+    tflops_16bit: Any
+    tflops_fp32: Any
+    price_per_hour: Any
+    corpus_tokens: Any
+    epochs: Any
+    utilisation: Any
+    calibration_run: Any
+
+    def settings(self) -> CostSettings:
+        """The engine's settings (CostSettings validates them; an empty number box is refused here)."""
+        return CostSettings(
+            model=(self.model or DEFAULT_MODEL).strip(), lora_r=_given(self.lora_r, "LoRA rank r"),
+            lora_alpha=_given(self.lora_alpha, "LoRA alpha"), lora_dropout=_given(self.lora_dropout, "LoRA dropout"),
+            lora_targets=self.targets or "", modules_to_save=self.modules_to_save or "",
+            batch_size=_given(self.batch_size, "Batch size"), seq_len=_given(self.seq_len, "Sequence length"),
+            precision=self.precision, optimizer=self.optimizer, grad_checkpointing=bool(self.grad_checkpointing),
+            head=self.head, mlm_probability=_given(self.mlm_probability, "Masking probability"),
+            gpu=self.gpu or DEFAULT_GPU, gpu_memory_gib=self.gpu_memory_gib, gpu_tflops_16bit=self.tflops_16bit,
+            gpu_tflops_fp32=self.tflops_fp32, gpu_price_per_hour=self.price_per_hour,
+            corpus_tokens=self.corpus_tokens or 0, epochs=_given(self.epochs, "Epochs"),
+            utilisation=self.utilisation or None, calibration_run=self.calibration_run or "",
+        )
+
+
 @user_errors
-def run_estimate(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save, batch_size, seq_len,
-                 precision, optimizer, grad_checkpointing, head, mlm_probability, gpu, gpu_memory_gib,
-                 tflops_16bit, tflops_fp32, price_per_hour, corpus_tokens, epochs, utilisation,
-                 calibration_run) -> dict:
-    settings = CostSettings(
-        model=(model or DEFAULT_MODEL).strip(), lora_r=_given(lora_r, "LoRA rank r"),
-        lora_alpha=_given(lora_alpha, "LoRA alpha"), lora_dropout=_given(lora_dropout, "LoRA dropout"),
-        lora_targets=targets or "", modules_to_save=modules_to_save or "",
-        batch_size=_given(batch_size, "Batch size"), seq_len=_given(seq_len, "Sequence length"),
-        precision=precision, optimizer=optimizer, grad_checkpointing=bool(grad_checkpointing), head=head,
-        mlm_probability=_given(mlm_probability, "Masking probability"), gpu=gpu or DEFAULT_GPU,
-        gpu_memory_gib=gpu_memory_gib, gpu_tflops_16bit=tflops_16bit, gpu_tflops_fp32=tflops_fp32,
-        gpu_price_per_hour=price_per_hour, corpus_tokens=corpus_tokens or 0,
-        epochs=_given(epochs, "Epochs"), utilisation=utilisation or None, calibration_run=calibration_run or "",
-    )
-    return estimate(settings)
+def run_estimate(**values) -> dict:
+    # /estimate: the form's values by name (the event passes them as keyword arguments). No
+    # docstring: gradio would publish it as the endpoint's description, which callers already know.
+    return estimate(EstimateRequest(**values).settings())
 
 
 def _given(value, label: str):
@@ -88,10 +128,21 @@ def _given(value, label: str):
     return value
 
 
-def show(result: dict):
+@dataclass
+class EstimateView:
+    """What the tab shows of an estimate, one field per widget."""
+
+    summary: str
+    plot: Any
+    table: pd.DataFrame
+    formula: str
+    calibration: str
+
+
+def show(result: dict) -> EstimateView:
     """The estimate's widgets: summary, memory bars, side-by-side table, formula, calibration."""
-    return (summary_md(result), memory_bars(result), side_by_side(result), formula_md(result),
-            calibration_md(result.get("calibration")))
+    return EstimateView(summary=summary_md(result), plot=memory_bars(result), table=side_by_side(result),
+                        formula=formula_md(result), calibration=calibration_md(result.get("calibration")))
 
 
 def summary_md(e: dict) -> str:
@@ -228,10 +279,18 @@ def _targets_text(targets) -> str:
     return targets if targets == ALL_LINEAR else ", ".join(targets)
 
 
-def on_gpu(name: str):
+GPU_FIELDS = ("gpu_memory_gib", "tflops_16bit", "tflops_fp32", "price_per_hour")
+
+
+def gpu_figures(name: str) -> dict[str, str]:
+    """A preset's figures, by EstimateRequest field (the boxes hold text, so each stays editable)."""
     p = preset(name)
-    return (str(p.memory_gib), str(p.tflops_16bit), str(p.tflops_fp32), str(p.price_per_hour),
-            f"Price read {p.price_date}: {p.price_source}. Memory is what PyTorch reports (GiB).")
+    return dict(zip(GPU_FIELDS, map(str, (p.memory_gib, p.tflops_16bit, p.tflops_fp32, p.price_per_hour))))
+
+
+def price_note(name: str) -> str:
+    p = preset(name)
+    return f"Price read {p.price_date}: {p.price_source}. Memory is what PyTorch reports (GiB)."
 
 
 @user_errors
@@ -279,45 +338,52 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     )
     arch = load_arch(DEFAULT_MODEL)
     presets = target_presets(arch)
-    first_gpu = preset(DEFAULT_GPU)
+    first_gpu = gpu_figures(DEFAULT_GPU)
+    form = Form(EstimateRequest)  # form["name"] = widget: the name is the /estimate parameter it fills
     with gr.Row():
         with gr.Column():
             gr.Markdown("**Model and LoRA**")
-            model = gr.Dropdown(list(ARCH_CHOICES), value=DEFAULT_MODEL, allow_custom_value=True,
-                                label="Architecture: bundled config, 'bundled' MiniLM, a folder or a Hub id",
-                                elem_id="costs-model")
+            form["model"] = model = gr.Dropdown(
+                list(ARCH_CHOICES), value=DEFAULT_MODEL, allow_custom_value=True,
+                label="Architecture: bundled config, 'bundled' MiniLM, a folder or a Hub id", elem_id="costs-model")
             model_md = gr.Markdown()
             with gr.Row():
-                lora_r = gr.Number(8, precision=0, label="LoRA rank r", elem_id="costs-r")
-                lora_alpha = gr.Number(16, label="LoRA alpha")
-                lora_dropout = gr.Number(0.05, label="LoRA dropout")
+                form["lora_r"] = gr.Number(8, precision=0, label="LoRA rank r", elem_id="costs-r")
+                form["lora_alpha"] = gr.Number(16, label="LoRA alpha")
+                form["lora_dropout"] = gr.Number(0.05, label="LoRA dropout")
             target_preset = gr.Dropdown([*presets, CUSTOM], value=next(iter(presets)), label="Target modules preset")
-            targets = gr.Textbox(_targets_text(next(iter(presets.values()))), elem_id="costs-targets",
-                                 label="Target modules (comma-separated, or all-linear)")
-            modules_to_save = gr.Textbox("", label="Modules to save (trained in full next to LoRA; optional)")
+            form["targets"] = targets = gr.Textbox(_targets_text(next(iter(presets.values()))),
+                                                   elem_id="costs-targets",
+                                                   label="Target modules (comma-separated, or all-linear)")
+            form["modules_to_save"] = gr.Textbox("", label="Modules to save (trained in full next to LoRA; optional)")
         with gr.Column():
             gr.Markdown("**Training step**")
             with gr.Row():
-                batch_size = gr.Number(32, precision=0, label="Batch size", elem_id="costs-batch")
-                seq_len = gr.Number(128, precision=0, label="Sequence length (tokens)")
-            precision = gr.Radio([(v, k) for k, v in PRECISION_LABELS.items()], value="fp16", label="Precision")
-            optimizer = gr.Radio([(v, k) for k, v in OPTIMIZER_LABELS.items()], value="adamw", label="Optimizer")
-            grad_ckpt = gr.Checkbox(False, label="Gradient checkpointing")
-            head = gr.Radio([("masked positions only (this app's trainer)", "masked"), ("every position", "all")],
-                            value="masked", label="MLM head applied to")
-            mlm_probability = gr.Number(0.15, label="Masking probability")
+                form["batch_size"] = gr.Number(32, precision=0, label="Batch size", elem_id="costs-batch")
+                form["seq_len"] = seq_len = gr.Number(128, precision=0, label="Sequence length (tokens)")
+            form["precision"] = gr.Radio([(v, k) for k, v in PRECISION_LABELS.items()], value="fp16",
+                                         label="Precision")
+            form["optimizer"] = gr.Radio([(v, k) for k, v in OPTIMIZER_LABELS.items()], value="adamw",
+                                         label="Optimizer")
+            form["grad_checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
+            form["head"] = gr.Radio([("masked positions only (this app's trainer)", "masked"),
+                                     ("every position", "all")], value="masked", label="MLM head applied to")
+            form["mlm_probability"] = gr.Number(0.15, label="Masking probability")
         with gr.Column():
             gr.Markdown("**GPU, corpus and time**")
-            gpu = gr.Dropdown(list(PRESETS), value=DEFAULT_GPU, label="GPU preset (every figure editable)")
+            form["gpu"] = gpu = gr.Dropdown(list(PRESETS), value=DEFAULT_GPU,
+                                            label="GPU preset (every figure editable)")
             with gr.Row():
-                gpu_memory = gr.Textbox(str(first_gpu.memory_gib), label="Memory (GiB)")
-                tflops16 = gr.Textbox(str(first_gpu.tflops_16bit), label="16-bit TFLOPS (dense)")
-                tflops32 = gr.Textbox(str(first_gpu.tflops_fp32), label="FP32 TFLOPS")
-                price = gr.Textbox(str(first_gpu.price_per_hour), label="Price per hour ($)", elem_id="costs-price")
-            price_md = gr.Markdown(on_gpu(DEFAULT_GPU)[-1])
+                form["gpu_memory_gib"] = gr.Textbox(first_gpu["gpu_memory_gib"], label="Memory (GiB)")
+                form["tflops_16bit"] = gr.Textbox(first_gpu["tflops_16bit"], label="16-bit TFLOPS (dense)")
+                form["tflops_fp32"] = gr.Textbox(first_gpu["tflops_fp32"], label="FP32 TFLOPS")
+                form["price_per_hour"] = gr.Textbox(first_gpu["price_per_hour"], label="Price per hour ($)",
+                                                    elem_id="costs-price")
+            price_md = gr.Markdown(price_note(DEFAULT_GPU))
             with gr.Row():
-                corpus_tokens = gr.Textbox("1,280,000", label="Corpus tokens per epoch", elem_id="costs-tokens")
-                epochs = gr.Number(3, label="Epochs")
+                form["corpus_tokens"] = corpus_tokens = gr.Textbox("1,280,000", label="Corpus tokens per epoch",
+                                                                   elem_id="costs-tokens")
+                form["epochs"] = gr.Number(3, label="Epochs")
             with gr.Row():
                 corpus_source = gr.Dropdown([("IMDb (bundled)", "imdb"), ("Rotten Tomatoes (bundled)",
                                                                            "rotten_tomatoes")],
@@ -326,28 +392,30 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
             from_dataset = gr.Button("Use the corpus analysed in the Dataset tab", size="sm",
                                      visible=dataset_stats is not None, elem_id="costs-from-dataset")
             corpus_md = gr.Markdown("1,280,000 = the course's 10,000 chunks of 128 tokens.")
-            utilisation = gr.Textbox("", label=f"Utilisation of peak (blank: {DEFAULT_UTILISATION} or the run's)")
+            form["utilisation"] = gr.Textbox(
+                "", label=f"Utilisation of peak (blank: {DEFAULT_UTILISATION} or the run's)")
             with gr.Row():
-                run = gr.Dropdown([("none", ""), *finished_runs()], value="", label="Calibrate with a finished run")
+                form["calibration_run"] = run = gr.Dropdown([("none", ""), *finished_runs()], value="",
+                                                            label="Calibrate with a finished run")
                 refresh = gr.Button("Refresh runs")
     go_btn = gr.Button("Estimate", variant="primary", elem_id="costs-estimate")
-    summary = gr.Markdown(elem_id="costs-summary")
-    plot = gr.Plot(label="Peak memory by part")
-    table = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False, elem_id="costs-table",
-                         max_height=1200)
-    formula = gr.Markdown(elem_id="costs-formula")
-    calibration = gr.Markdown(elem_id="costs-calibration")
+    view = Form(EstimateView)
+    view["summary"] = gr.Markdown(elem_id="costs-summary")
+    view["plot"] = gr.Plot(label="Peak memory by part")
+    view["table"] = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False,
+                                 elem_id="costs-table", max_height=1200)
+    view["formula"] = gr.Markdown(elem_id="costs-formula")
+    view["calibration"] = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):
         result = gr.JSON(label="estimate")
 
-    inputs = [model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save, batch_size, seq_len, precision,
-              optimizer, grad_ckpt, head, mlm_probability, gpu, gpu_memory, tflops16, tflops32, price,
-              corpus_tokens, epochs, utilisation, run]
-    go_btn.click(run_estimate, inputs, result, api_name="estimate").success(
-        show, result, [summary, plot, table, formula, calibration], api_visibility="private")
+    # By name: the public /estimate takes its parameter names and order from EstimateRequest.
+    go_btn.click(run_estimate, inputs_kwargs=form.complete().kwargs, outputs=result, api_name="estimate").success(
+        lambda r: view.updates(show(r)), result, view.complete().outputs, api_visibility="private")
     model.change(on_model, model, [target_preset, targets, model_md], api_visibility="private")
     target_preset.change(on_target_preset, [model, target_preset], targets, api_visibility="private")
-    gpu.change(on_gpu, gpu, [gpu_memory, tflops16, tflops32, price, price_md], api_visibility="private")
+    gpu.change(lambda name: {**form.updates(gpu_figures(name)), price_md: price_note(name)}, gpu,
+               [*(form[n] for n in GPU_FIELDS), price_md], api_visibility="private")
     count_btn.click(count_corpus, [corpus_source, seq_len], [corpus_tokens, corpus_md], api_visibility="private")
     refresh.click(refresh_runs, None, run, api_visibility="private")
     if dataset_stats is not None:

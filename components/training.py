@@ -20,6 +20,7 @@ import gradio as gr
 
 from components import training_api
 from components.common import user_errors
+from components.forms import Form
 from components.run_plots import progress_html
 from components.training_form import (
     build_form,
@@ -28,7 +29,7 @@ from components.training_form import (
     model_changed,
     values_from_config,
 )
-from components.training_view import NO_RUN, attach, blank, empty_view, history, poll
+from components.training_view import NO_RUN, RunPanel, attach, blank, empty_view, history, poll
 from engine.errors import UserError
 from engine.hardware import detect
 from engine.offline import is_offline
@@ -63,7 +64,8 @@ def render(demo: gr.Blocks) -> None:
     secret = browser_secret(jobs.registry().root)
     owner = gr.BrowserState("", storage_key="mlm-studio-owner", secret=secret)
     current = gr.BrowserState("", storage_key="mlm-studio-train-run", secret=secret)
-    view = gr.State(empty_view())
+    panel = Form(RunPanel)  # the widgets a poll writes to, by RunPanel field
+    panel["view"] = view = gr.State(empty_view())
     gr.Markdown("Fine-tune the model on the corpus with the masked-LM objective, in a background process. "
                 "Close or reload the tab at any time: the run goes on, and this tab reattaches.")
     with gr.Row():
@@ -73,20 +75,21 @@ def render(demo: gr.Blocks) -> None:
             with gr.Row():
                 start_btn = gr.Button("Start", variant="primary", elem_id="train-start",
                                       interactive=mode.training_allowed)
-                cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="train-cancel")
-                resume_btn = gr.Button("Resume", interactive=False, elem_id="train-resume")
+                panel["cancel"] = cancel_btn = gr.Button("Cancel", variant="stop", interactive=False,
+                                                         elem_id="train-cancel")
+                panel["resume"] = resume_btn = gr.Button("Resume", interactive=False, elem_id="train-resume")
         with gr.Column(scale=3):
-            run_md = gr.Markdown(NO_RUN, elem_id="train-run-info")
-            progress = gr.HTML(progress_html({}), elem_id="train-progress-box")
+            panel["run_md"] = gr.Markdown(NO_RUN, elem_id="train-run-info")
+            panel["progress"] = gr.HTML(progress_html({}), elem_id="train-progress-box")
             xaxis = gr.Radio([("Step", "step"), ("Epoch", "epoch")], value="step", label="X axis")
             with gr.Row():
-                loss_plot = gr.Plot(label="Training loss", elem_id="train-loss-plot")
-                ppl_plot = gr.Plot(label="Eval perplexity", elem_id="train-ppl-plot")
+                panel["loss_plot"] = gr.Plot(label="Training loss", elem_id="train-loss-plot")
+                panel["ppl_plot"] = gr.Plot(label="Eval perplexity", elem_id="train-ppl-plot")
             with gr.Row():
-                lr_plot = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
-                tps_plot = gr.Plot(label="Tokens per second", elem_id="train-tps-plot")
-            log_box = gr.Textbox(label="Worker log (last lines)", lines=10, max_lines=20, interactive=False,
-                                 autoscroll=True, elem_id="train-log")
+                panel["lr_plot"] = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
+                panel["tps_plot"] = gr.Plot(label="Tokens per second", elem_id="train-tps-plot")
+            panel["log"] = gr.Textbox(label="Worker log (last lines)", lines=10, max_lines=20, interactive=False,
+                                      autoscroll=True, elem_id="train-log")
             with gr.Accordion("Take the model home", open=False):
                 with gr.Row():
                     zip_btn = gr.Button("Prepare zip of the final model or adapter")
@@ -103,13 +106,16 @@ def render(demo: gr.Blocks) -> None:
     with gr.Row():
         gr.Markdown("### Runs on this server")
         refresh_btn = gr.Button("Refresh", size="sm", scale=0)
-    history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False,
-                              elem_id="train-history")
+    panel["history"] = history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False,
+                                                 elem_id="train-history")
     timer = gr.Timer(0.5)  # a poll that finds nothing new costs two small file reads and sends nothing
 
-    outputs = [view, run_md, progress, loss_plot, ppl_plot, lr_plot, tps_plot, log_box, cancel_btn, resume_btn,
-               history_df]
+    outputs = panel.complete().outputs
     names = form.names
+
+    def show_run(state, x, force=True):
+        """The run panel for `state`, as {widget: value} (force: redraw even what did not change)."""
+        return panel.updates(poll(state, x, force=force))
 
     @user_errors
     def start(owner_token, x, request: gr.Request, *values):
@@ -124,18 +130,18 @@ def render(demo: gr.Blocks) -> None:
         except DuplicateSubmission as dup:
             gr.Warning(str(dup))
             run_id = dup.run_id
-        return (owner_token, run_id, *poll(attach(run_id, owner_token), x, force=True))
+        return {owner: owner_token, current: run_id, **show_run(attach(run_id, owner_token), x)}
 
     def open_shared(owner_token, x, request: gr.Request):
         """`?run=<id>`: open that run for anyone (read-only unless this browser owns it)."""
         shared = (request.query_params.get("run") or "").strip() if request else ""
         if not shared:
-            return (*(gr.skip(),) * (len(outputs) - 1), history())
+            return panel.updates(RunPanel(history=history()))
         try:
-            return poll({**attach(shared, owner_token), "pinned": True}, x, force=True)
+            return show_run({**attach(shared, owner_token), "pinned": True}, x)
         except UserError as exc:
             gr.Warning(str(exc))
-            return blank({**empty_view(), "pinned": True}, str(exc))
+            return panel.updates(blank({**empty_view(), "pinned": True}, str(exc)))
 
     def restore(owner_token, current_run, state, x):
         """Reattach after a reload. The BrowserStates live in this tab, and Gradio mounts a tab's
@@ -143,40 +149,40 @@ def render(demo: gr.Blocks) -> None:
         on their change events rather than in demo.load."""
         target = state.get("run_id") if state.get("pinned") else (current_run or state.get("run_id"))
         if not target:
-            return (gr.skip(),) * len(outputs)
+            return gr.skip()  # one skip for every output
         try:
             fresh = {**attach(target, owner_token), "pinned": bool(state.get("pinned"))}
         except UserError:
-            return (gr.skip(),) * len(outputs)  # the remembered run is gone (a wiped disk): keep the form
+            return gr.skip()  # the remembered run is gone (a wiped disk): keep the form
         if fresh["run_id"] == state.get("run_id") and fresh["owner"] == state.get("owner"):
-            return (gr.skip(),) * len(outputs)
-        return poll(fresh, x, force=True)
+            return gr.skip()
+        return show_run(fresh, x)
 
     @user_errors
     def open_row(owner_token, x, evt: gr.SelectData):
         run_id = str(evt.row_value[0]) if evt.row_value else ""
-        return (run_id, *poll(attach(run_id, owner_token), x, force=True))
+        return {current: run_id, **show_run(attach(run_id, owner_token), x)}
 
     def show_settings(state):
         """Fill the form with the attached run's settings (after a reload, a link or a history click)."""
         run_id = (state or {}).get("run_id")
         if not run_id:
-            return (gr.skip(),) * len(names)
+            return gr.skip()
         try:
             config = read_json(jobs.run_dir(run_id) / "config.json")
         except UserError:
-            return (gr.skip(),) * len(names)
-        return tuple(values_from_config(names, config)) if config else (gr.skip(),) * len(names)
+            return gr.skip()
+        return form.updates(dict(zip(names, values_from_config(names, config)))) if config else gr.skip()
 
     @user_errors
     def cancel(owner_token, state, x):
         gr.Info(jobs.cancel(state.get("run_id", ""), owner=owner_token))
-        return poll(state, x, force=True)
+        return show_run(state, x)
 
     @user_errors
     def resume(owner_token, state, x):
         gr.Info(jobs.resume(state.get("run_id", ""), owner=owner_token))
-        return poll({**attach(state["run_id"], owner_token), "pinned": state.get("pinned", False)}, x, force=True)
+        return show_run({**attach(state["run_id"], owner_token), "pinned": state.get("pinned", False)}, x)
 
     @user_errors
     def make_zip(state):
@@ -195,8 +201,9 @@ def render(demo: gr.Blocks) -> None:
      .then(lambda: gr.Button(interactive=True), None, start_btn, queue=False, **PRIVATE))
     cancel_btn.click(cancel, [owner, view, xaxis], outputs, **PRIVATE)
     resume_btn.click(resume, [owner, view, xaxis], outputs, **PRIVATE)
-    timer.tick(poll, [view, xaxis], outputs, concurrency_limit=None, show_progress="hidden", **PRIVATE)
-    xaxis.change(lambda state, x: poll(state, x, force=True), [view, xaxis], outputs, **PRIVATE)
+    timer.tick(lambda state, x: show_run(state, x, force=False), [view, xaxis], outputs, concurrency_limit=None,
+               show_progress="hidden", **PRIVATE)
+    xaxis.change(show_run, [view, xaxis], outputs, **PRIVATE)
     refresh_btn.click(history, None, history_df, **PRIVATE)
     history_df.select(open_row, [owner, xaxis], [current, *outputs], **PRIVATE).then(
         show_settings, view, form.inputs, **PRIVATE)

@@ -1,15 +1,15 @@
 """The Train tab's form: one widget per TrainConfig field, with the course's defaults.
 
-A widget's `name` is the TrainConfig field it sets, so a new hyperparameter is one field
-on the dataclass plus one line in `build_form`.
+A widget's name is the TrainConfig field it sets (components/forms.py checks it), so a new
+hyperparameter is one field on the dataclass plus one line in `build_form`. The corpus
+widgets are CorpusConfig's fields, mapped by `config_from_values`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import gradio as gr
 
+from components.forms import Form
 from engine.data.corpus import CorpusConfig
 from engine.models import default_model_ref
 from engine.training.config import PRECISIONS, TrainConfig, default_batch_size, default_lr
@@ -22,28 +22,19 @@ CORPUS_CHOICES = [
 CORPUS_WIDGETS = ("corpus_source", "hub_id", "text_column", "max_docs")
 
 
-@dataclass
-class TrainForm:
-    widgets: dict[str, gr.components.Component] = field(default_factory=dict)
-    lora_group: gr.Group | None = None
+class TrainForm(Form):
+    """The TrainConfig form, plus the group that shows the LoRA fields only for LoRA."""
 
-    def __getitem__(self, name: str):
-        return self.widgets[name]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.widgets)
-
-    @property
-    def inputs(self) -> list:
-        return list(self.widgets.values())
+    def __init__(self):
+        super().__init__(TrainConfig, extra=CORPUS_WIDGETS)
+        self.lora_group: gr.Group | None = None
 
 
 def build_form(on_gpu: bool) -> TrainForm:
     """Create the widgets in the current layout context (labels sit next to each widget)."""
     d = TrainConfig()
     form = TrainForm()
-    w = form.widgets
+    w = form  # w["name"] = widget: the form refuses a name TrainConfig does not have
     w["model"] = gr.Textbox(default_model_ref(), label="Model", elem_id="train-model",
                             info="'bundled' (all-MiniLM-L6-v2, head untrained), a Hub id such as "
                                  "distilbert-base-uncased, or a local folder with a saved model")

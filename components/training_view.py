@@ -4,13 +4,16 @@ The per-browser view state is a small dict (gr.State): the run id, the byte offs
 inode of metrics.jsonl already read, the rows read so far, whether this browser owns the
 run, and a signature of the last status shown. A poll reads only the rows appended since
 the offset; when nothing changed it returns gr.skip() for every output, so an idle tab
-costs one stat-and-read of two small files per second and sends nothing.
+costs one stat-and-read of two small files per second and sends nothing. What a poll
+returns is a RunPanel: the tab's run widgets by name (components/forms.py maps them).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
@@ -22,7 +25,28 @@ from engine.runs import jobs
 NO_RUN = "No run yet: fill in the form and press **Start**, or pick a run from the history below."
 HISTORY_EVERY_S = 10.0
 _now = time.monotonic  # a name of this module's own, for tests to move the clock
-N_OUTPUTS = 11  # view, run_md, progress, 4 plots, log, cancel, resume, history
+
+
+def _skip() -> Any:
+    return field(default_factory=gr.skip)  # gr.skip() is a dict: a dataclass needs a factory
+
+
+@dataclass
+class RunPanel:
+    """What the Train tab shows of the attached run, one field per widget; a field left at
+    gr.skip() leaves its widget as it is (nothing is sent for it)."""
+
+    view: Any = _skip()  # the per-browser view state (gr.State)
+    run_md: Any = _skip()
+    progress: Any = _skip()
+    loss_plot: Any = _skip()
+    ppl_plot: Any = _skip()
+    lr_plot: Any = _skip()
+    tps_plot: Any = _skip()
+    log: Any = _skip()
+    cancel: Any = _skip()
+    resume: Any = _skip()
+    history: Any = _skip()
 
 
 def empty_view() -> dict:
@@ -85,10 +109,10 @@ def _signature(status: dict) -> tuple:
             status.get("queue_position"), status.get("cancel_requested"))
 
 
-def poll(view: dict, x: str, force: bool = False) -> tuple:
-    """Outputs for the tab (see N_OUTPUTS), skipping whatever did not change."""
+def poll(view: dict, x: str, force: bool = False) -> RunPanel:
+    """The run panel's new values, skipping whatever did not change."""
     if not view or not view.get("run_id"):
-        return (gr.skip(),) * N_OUTPUTS if not force else blank(view or empty_view())
+        return RunPanel() if not force else blank(view or empty_view())
     try:
         status = jobs.registry().status(view["run_id"], detail=False)
         view, fresh = new_rows(view)
@@ -98,38 +122,39 @@ def poll(view: dict, x: str, force: bool = False) -> tuple:
     changed_state = view["sig"] is None or sig[0] != view["sig"][0]
     live = status.get("state") in ("running", "queued")
     if not (force or fresh or live or sig != view["sig"]):
-        return (gr.skip(),) * N_OUTPUTS
+        return RunPanel()
     # The history table lists every run on disk, so it is rebuilt on a state change, and
     # while a run trains at most every HISTORY_EVERY_S seconds, for its step column.
     now = _now()
     refresh = force or changed_state or (live and now - view.get("history_at", 0.0) >= HISTORY_EVERY_S)
     view = {**view, "sig": sig, "history_at": now if refresh else view.get("history_at", 0.0)}
-    plots = _plots(view["rows"], x, {"reset"} if force else fresh)
     owner, state = view["owner"], status.get("state")
-    return (
-        view, run_markdown(status, view), progress_html(status), *plots, "\n".join(status.get("log_tail") or []),
-        gr.Button(interactive=owner and state in ("running", "queued") and not status.get("cancel_requested")),
-        gr.Button(interactive=owner and state in RESUMABLE_STATES),
-        history() if refresh else gr.skip(),
+    return RunPanel(
+        view=view, run_md=run_markdown(status, view), progress=progress_html(status),
+        **_plots(view["rows"], x, {"reset"} if force else fresh), log="\n".join(status.get("log_tail") or []),
+        cancel=gr.Button(interactive=owner and state in ("running", "queued") and not status.get("cancel_requested")),
+        resume=gr.Button(interactive=owner and state in RESUMABLE_STATES),
+        history=history() if refresh else gr.skip(),
     )
 
 
-def _plots(rows: list[dict], x: str, kinds: set[str]) -> tuple:
+def _plots(rows: list[dict], x: str, kinds: set[str]) -> dict:
     """Only the charts whose rows changed: eval rows feed the perplexity chart, train rows the others."""
     if not kinds:
-        return (gr.skip(),) * 4
+        return {}
     loss, ppl, lr, tps = figures(rows, x)
     every = "reset" in kinds
     train, evals = every or "train" in kinds, every or "eval" in kinds
-    skip = gr.skip()
-    return (loss if train else skip, ppl if evals else skip, lr if train else skip, tps if train else skip)
+    charts = {"loss_plot": loss, "lr_plot": lr, "tps_plot": tps} if train else {}
+    return {**charts, "ppl_plot": ppl} if evals else charts
 
 
-def blank(view: dict, message: str = "") -> tuple:
-    """Outputs with no run attached (and a message saying why, if any)."""
-    text = f"**{message}**" if message else NO_RUN
-    return (view, text, progress_html({}), *figures([]), "", gr.Button(interactive=False), gr.Button(interactive=False),
-            history())
+def blank(view: dict, message: str = "") -> RunPanel:
+    """The panel with no run attached (and a message saying why, if any)."""
+    loss, ppl, lr, tps = figures([])
+    return RunPanel(view=view, run_md=f"**{message}**" if message else NO_RUN, progress=progress_html({}),
+                    loss_plot=loss, ppl_plot=ppl, lr_plot=lr, tps_plot=tps, log="",
+                    cancel=gr.Button(interactive=False), resume=gr.Button(interactive=False), history=history())
 
 
 def history():

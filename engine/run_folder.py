@@ -42,7 +42,6 @@ def valid_run_id(run_id: str) -> bool:
     return bool(run_id) and len(run_id) <= 64 and all(c.isalnum() or c == "-" for c in run_id)
 
 
-STATES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
 
 

@@ -7,11 +7,16 @@ decoded data (plotly.py sends numpy columns base64-encoded, so the DOM alone is 
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Test runs must leave tracked files alone: screenshots go to the ignored artifacts/ folder,
+# and the README's pictures (docs/screenshots/) are refreshed only when asked for.
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
 RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{16}")
 
 LOSS_STEPS_JS = """() => {
@@ -135,10 +140,14 @@ def run_folders(runs_dir: Path) -> set[str]:
 
 
 def screenshot(page, name: str, full_page: bool = True) -> Path:
-    """A screenshot (full page unless told) into docs/screenshots/<name>.png (the README shows these)."""
+    """A screenshot (full page unless told) into artifacts/screenshots/<name>.png; with
+    MLM_UPDATE_SCREENSHOTS=1 it is also copied to docs/screenshots/, which the README shows."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.wait_for_timeout(300)  # let plotly finish its transitions before the picture
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000, f"{path} looks empty"
+    if os.environ.get("MLM_UPDATE_SCREENSHOTS") == "1":
+        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOC_SCREENSHOTS / path.name)
     return path

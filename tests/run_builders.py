@@ -6,12 +6,13 @@ The models are tiny (hidden 32, 2 layers), so training one for a few steps takes
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tests.conftest import write_run as write_run_files
 
 GREAT_MOVIE = ["this is a great movie.", "what a great movie.", "a great movie to watch."]
 
@@ -19,13 +20,10 @@ GREAT_MOVIE = ["this is a great movie.", "what a great movie.", "a great movie t
 def write_run(root: Path, run_id: str, state: str = "completed", final_from: str | None = None,
               eval_set: dict | None = None, model: str = "bundled", method: str = "full",
               summary: dict | None = None) -> Path:
-    folder = Path(root) / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model": model, "method": method, "run_id": run_id}))
-    (folder / "status.json").write_text(json.dumps({"state": state, "message": "boom" if state == "failed" else "",
-                                                    "step": 3}))
-    (folder / "summary.json").write_text(json.dumps(summary or {"eval_perplexity_before": 30000.0,
-                                                                 "eval_perplexity_after": 900.0}))
+    folder = write_run_files(
+        root, run_id, {"model": model, "method": method, "run_id": run_id},
+        {"state": state, "message": "boom" if state == "failed" else "", "step": 3},
+        summary or {"eval_perplexity_before": 30000.0, "eval_perplexity_after": 900.0})
     if final_from:
         shutil.copytree(final_from, folder / "final", dirs_exist_ok=True)
     if eval_set is not None:

@@ -1,6 +1,7 @@
 """The whole app in Debian chromium: one user journey per tab, each ending with a full-page
-screenshot in docs/screenshots/ (the README shows them, so every run of this suite refreshes them),
-and a phone-width pass over every tab ending with one phone screen (phone.png).
+screenshot in artifacts/screenshots/ (ignored by git), and a phone-width pass over every tab ending
+with one phone screen (phone.png). MLM_UPDATE_SCREENSHOTS=1 also refreshes docs/screenshots/,
+the pictures the README shows.
 
 The journeys go end to end; details are asserted by the per-tab browser tests
 (test_browser_train.py, test_browser_compare.py, test_browser_masking.py) and the

@@ -71,3 +71,12 @@ def test_summary_explains_gradients_missing_from_the_peak():
     table = side_by_side(e).set_index("")
     assert table.loc["gradients (whole step)", "Full fine-tuning"] == f"{memory['gradients'] / 1024**3:.3f} GiB"
     assert "memory at the peak: gradients" in table.index
+
+
+def test_estimate_parameters_are_the_form_dataclass_fields_in_order():
+    """/estimate takes its inputs by name from EstimateRequest: its fields are the public parameters."""
+    from dataclasses import fields
+
+    from components.costs import EstimateRequest
+
+    assert [f.name for f in fields(EstimateRequest)] == list(GOOD)

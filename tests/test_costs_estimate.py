@@ -11,6 +11,7 @@ from engine.costs.estimate import CostSettings, estimate
 from engine.costs.flops import DEFAULT_UTILISATION
 from engine.costs.gpus import PRESETS
 from engine.errors import UserError
+from tests.conftest import write_run
 
 
 @pytest.fixture(scope="module")
@@ -152,30 +153,27 @@ def test_cli_table_and_errors(capsys):
 # ---------------------------------------------------------------- calibration by a finished run
 
 
-def write_run(root, run_id: str, device_line: str, tokens_per_s: float = 50_000.0, summary: bool = True):
-    from engine.run_folder import write_json_atomic
+def write_lora_run(root, run_id: str, device_line: str, tokens_per_s: float = 50_000.0, summary: bool = True):
+    """A finished (or, without summary, running) LoRA run whose log names its device."""
     from engine.training.config import TrainConfig
 
-    folder = root / run_id
-    folder.mkdir(parents=True)
     cfg = TrainConfig(model="bundled", method="lora", batch_size=16, chunk_size=128, precision="auto").to_dict()
-    write_json_atomic(folder / "config.json", {**cfg, "run_id": run_id, "created_at": time.time()})
-    write_json_atomic(folder / "status.json", {"state": "completed" if summary else "running", "log_tail": [
-        f"lora fine-tuning of bundled (bert): 0 of 0 parameters trainable; {device_line}"]})
-    if summary:
-        write_json_atomic(folder / "summary.json", {
-            "steps": 100, "epochs": 1.0, "train_seconds": 40.96, "tokens_per_s": tokens_per_s,
-            "samples_per_s": tokens_per_s / 128, "peak_memory_bytes": 900_000_000, "trainable_params": 0,
-            "total_params": 0, "method": "lora", "model_type": "bert"})
-    return folder
+    status = {"state": "completed" if summary else "running", "log_tail": [
+        f"lora fine-tuning of bundled (bert): 0 of 0 parameters trainable; {device_line}"]}
+    measured = {"steps": 100, "epochs": 1.0, "train_seconds": 40.96, "tokens_per_s": tokens_per_s,
+                "samples_per_s": tokens_per_s / 128, "peak_memory_bytes": 900_000_000, "trainable_params": 0,
+                "total_params": 0, "method": "lora", "model_type": "bert"}
+    return write_run(root, run_id, {**cfg, "run_id": run_id, "created_at": time.time()}, status,
+                     measured if summary else None)
 
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
     monkeypatch.setenv("MLM_RUNS_DIR", str(tmp_path))
-    write_run(tmp_path, "20260101-000000-00000000000000aa", "device cuda:0, mixed precision bf16")
-    write_run(tmp_path, "20260101-000000-00000000000000bb", "device cpu, mixed precision no", 900.0)
-    write_run(tmp_path, "20260101-000000-00000000000000cc", "device cuda:0, mixed precision bf16", summary=False)
+    write_lora_run(tmp_path, "20260101-000000-00000000000000aa", "device cuda:0, mixed precision bf16")
+    write_lora_run(tmp_path, "20260101-000000-00000000000000bb", "device cpu, mixed precision no", 900.0)
+    write_lora_run(tmp_path, "20260101-000000-00000000000000cc", "device cuda:0, mixed precision bf16",
+                   summary=False)
     return tmp_path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.training import cpu_allocator
-from engine.training.config import TrainConfig
+from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_cpu_training_installs_it_unless_told_not_to(env, calls, tiny_model_dir,
         monkeypatch.delenv("MLM_DEFAULT_MALLOC", raising=False)
     else:
         monkeypatch.setenv("MLM_DEFAULT_MALLOC", env)
-    cfg = TrainConfig(model=tiny_model_dir, corpus=small_corpus, chunk_size=64, train_size=8, test_size=4,
-                      batch_size=4, max_steps=1, eval_every=0, log_every=1, save_every=0, seed=3)
+    cfg = tiny_config(tiny_model_dir, corpus=small_corpus, chunk_size=64, train_size=8, test_size=4, batch_size=4,
+                      max_steps=1, seed=3)
     train(cfg, tmp_path / "run", log=lambda line: None)
     assert len(seen) == calls

@@ -1,8 +1,8 @@
 """The run registry with real worker processes (engine.runs.jobs): queue, cancel, kill, resume, restart.
 
 Runs use the tiny BERT (hidden 32, 2 layers) on 200 bundled reviews, chunks of 32 tokens,
-a few steps. A worker is a real `python -m engine.runs.worker` process; the time limits in
-`wait_for` are hang guards, not speed assertions.
+a few steps (tests.conftest.tiny_config). A worker is a real `python -m engine.runs.worker`
+process; the time limits in `wait_until` are hang guards, not speed assertions.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import pytest
 
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
-from engine.run_folder import append_metric, read_metrics, read_status, update_status, write_json_atomic
+from engine.run_folder import append_metric, read_metrics, read_status, update_status
 from engine.runs.export import push_to_hub, zip_final
 from engine.runs.jobs import DuplicateSubmission, Jobs
 from engine.runs.process import pid_is_worker
 from engine.runs.queue import RunQueue
-from engine.training.config import TrainConfig
+from tests.conftest import tiny_config, wait_until, write_run
 
 OWNER = "owner-token-of-the-test"
 FAKES = "tests.test_jobs"  # the worker imports the stand-in train functions below from here
@@ -59,33 +59,12 @@ class BusySlot:
         pass
 
 
-def tiny_config(model_dir: str, **changes) -> TrainConfig:
-    base = dict(
-        model=model_dir, corpus=CorpusConfig(source="imdb", max_docs=200, test_fraction=0.1, seed=0),
-        chunk_size=32, train_size=64, test_size=16, batch_size=8, max_steps=4, log_every=1,
-        eval_every=0, save_every=0, learning_rate=1e-3,
-    )
-    base.update(changes)
-    return TrainConfig(**base)
-
-
-def wait_for(check, timeout: float = 180, every: float = 0.2):
-    """Poll until check() is truthy; fail after `timeout` seconds (a hang guard)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def state_of(jobs: Jobs, run_id: str) -> str:
     return read_status(jobs.root / run_id)["state"]
 
 
 def final_state(jobs: Jobs, run_id: str, timeout: float = 240) -> dict:
-    wait_for(lambda: jobs.status(run_id)["state"] in ("completed", "failed", "cancelled", "interrupted"), timeout)
+    wait_until(lambda: jobs.status(run_id)["state"] in ("completed", "failed", "cancelled", "interrupted"), timeout)
     return jobs.status(run_id)
 
 
@@ -163,11 +142,11 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_to_the_end(jobs, tiny_mo
 def test_sigkilled_worker_is_marked_interrupted_within_5_s(jobs, tiny_model_dir):
     run_id = jobs.submit(tiny_config(tiny_model_dir, max_steps=100_000), owner=OWNER)
     folder = jobs.root / run_id
-    wait_for(lambda: read_status(folder).get("step", 0) >= 1)  # training, not still importing
+    wait_until(lambda: read_status(folder).get("step", 0) >= 1)  # training, not still importing
     os.kill(read_status(folder)["pid"], signal.SIGKILL)
     killed_at = time.time()
     # The supervisor thread (not a status read) must notice: poll the file on disk only.
-    wait_for(lambda: read_status(folder)["state"] == "interrupted", timeout=5, every=0.05)
+    wait_until(lambda: read_status(folder)["state"] == "interrupted", timeout=5, every=0.05)
     noticed = time.time() - killed_at
     status = jobs.status(run_id)
     assert "SIGKILL" in status["message"] and status["resumable"]
@@ -183,12 +162,12 @@ def test_cancel_is_forced_after_the_grace_period(tmp_path):
     try:
         run_id = jobs.submit(tiny_config("bundled"), owner=OWNER)
         folder = jobs.root / run_id
-        wait_for(lambda: read_status(folder).get("step", 0) >= 1)
+        wait_until(lambda: read_status(folder).get("step", 0) >= 1)
         pid = read_status(folder)["pid"]
         jobs.cancel(run_id, owner=OWNER)
         status = final_state(jobs, run_id, timeout=30)
         assert status["state"] == "cancelled" and "by force" in status["message"]
-        wait_for(lambda: not pid_is_worker(pid, run_id), 10)  # killed, not left running
+        wait_until(lambda: not pid_is_worker(pid, run_id), 10)  # killed, not left running
     finally:
         jobs.close()
 
@@ -198,13 +177,13 @@ def test_a_restarted_server_adopts_a_live_worker_and_can_still_cancel_it(tmp_pat
     try:
         run_id = first.submit(tiny_config("bundled"), owner=OWNER)
         folder = first.root / run_id
-        wait_for(lambda: read_status(folder).get("step", 0) >= 1)
+        wait_until(lambda: read_status(folder).get("step", 0) >= 1)
         restarted = Jobs(first.root, supervise=False, cancel_grace_s=0)
         assert run_id in restarted.queue.running and state_of(restarted, run_id) == "running"  # not interrupted
         restarted.cancel(run_id, owner=OWNER)
         restarted.check()  # grace period 0: the stubborn worker is killed at once
         assert state_of(restarted, run_id) == "cancelled"
-        wait_for(lambda: not pid_is_worker(read_status(folder)["pid"], run_id), 10)
+        wait_until(lambda: not pid_is_worker(read_status(folder)["pid"], run_id), 10)
     finally:
         first.close()
 
@@ -277,11 +256,8 @@ def test_restarted_registry_marks_orphaned_runs_interrupted(tmp_path):
     for run_id, state in (("20260101-000000-00000000000000aa", "running"),
                           ("20260101-000001-00000000000000bb", "queued"),
                           ("20260101-000002-00000000000000cc", "completed")):
-        folder = root / run_id
-        folder.mkdir(parents=True)
         config = {**tiny_config("bundled").to_dict(), "run_id": run_id, "created_at": 0}
-        write_json_atomic(folder / "config.json", config)
-        update_status(folder, state=state, pid=2**22 + 12345, step=3)
+        folder = write_run(root, run_id, config, {"state": state, "pid": 2**22 + 12345, "step": 3})
         (folder / "worker.log").write_text("step 3/10 | loss 9.1\n")
     jobs = Jobs(root, supervise=False)
     states = {row["run_id"][-2:]: row["state"] for row in jobs.list_runs()}

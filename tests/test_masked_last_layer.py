@@ -13,6 +13,7 @@ from engine import masked_last_layer
 from engine.mlm_head import masked_lm_loss, unwrap
 from engine.models import load_mlm
 from engine.training.config import TrainConfig
+from tests.conftest import tiny_config
 
 
 def tiny_roberta():
@@ -158,7 +159,7 @@ def test_training_installs_it(tiny_model_dir, small_corpus, tmp_path, monkeypatc
     calls = []
     real = masked_last_layer.install
     monkeypatch.setattr(masked_last_layer, "install", lambda base: calls.append(type(base).__name__) or real(base))
-    cfg = TrainConfig(model=tiny_model_dir, corpus=small_corpus, chunk_size=64, train_size=8, test_size=4,
-                      batch_size=4, max_steps=2, eval_every=0, log_every=1, save_every=0, seed=3)
+    cfg = tiny_config(tiny_model_dir, corpus=small_corpus, chunk_size=64, train_size=8, test_size=4, batch_size=4,
+                      max_steps=2, seed=3)
     train(cfg, tmp_path / "run", log=lambda line: None)
     assert calls == ["BertModel"]

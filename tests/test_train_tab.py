@@ -12,17 +12,14 @@ import pytest
 from components import run_plots, training_view
 from components.training_form import config_from_values, method_changed
 from engine.errors import UserError
-from engine.run_folder import append_metric, update_status, write_json_atomic
+from engine.run_folder import append_metric, update_status
 from engine.runs import jobs
 from engine.training.config import TrainConfig
+from tests.conftest import tiny_settings, wait_until, write_run
 
 
 def tiny_json(model_dir: str, **changes) -> str:
-    cfg = dict(model=model_dir, corpus={"source": "imdb", "max_docs": 200, "test_fraction": 0.1, "seed": 0},
-               chunk_size=32, train_size=64, test_size=16, batch_size=8, max_steps=3, log_every=1,
-               eval_every=0, save_every=0, learning_rate=1e-3)
-    cfg.update(changes)
-    return json.dumps(cfg)
+    return json.dumps(tiny_settings(model_dir, **{"max_steps": 3, **changes}))
 
 
 def api_error(client, *args, api_name: str) -> str:
@@ -54,11 +51,11 @@ def test_a_good_run_completes_and_unknown_ids_are_explained(client, tiny_model_d
     # The same client pressing Start twice within seconds does not start a second run.
     assert "already started" in api_error(client, tiny_json(tiny_model_dir), api_name="/start_training")
 
-    deadline = time.time() + 300  # hang guard
-    status = client.predict(run_id, api_name="/run_status")
-    while status["state"] in ("queued", "running") and time.time() < deadline:
-        time.sleep(1)
+    def finished():
         status = client.predict(run_id, api_name="/run_status")
+        return status if status["state"] not in ("queued", "running") else None
+
+    status = wait_until(finished, timeout=300, every=1, what="the run finishing")  # a hang guard
     assert status["state"] == "completed", status["message"]
     assert status["step"] == status["total_steps"] == 3
     assert status["latest"]["train"]["step"] == 3 and status["latest"]["eval"]["eval_perplexity"] > 0
@@ -122,10 +119,8 @@ def registry(tmp_path, monkeypatch):
 
 
 def fake_run(reg, run_id="20260101-000000-00000000000000aa", state="running") -> str:
-    folder = reg.root / run_id
-    folder.mkdir(parents=True)
-    write_json_atomic(folder / "config.json", {**TrainConfig().to_dict(), "run_id": run_id, "created_at": 0})
-    update_status(folder, state=state, step=1, total_steps=10, started_at=time.time() - 5)
+    folder = write_run(reg.root, run_id, {**TrainConfig().to_dict(), "run_id": run_id, "created_at": 0},
+                       {"state": state, "step": 1, "total_steps": 10, "started_at": time.time() - 5})
     append_metric(folder, {"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
     append_metric(folder, {"kind": "train", "step": 1, "epoch": 0.1, "loss": 9.5, "lr": 1e-3, "tokens_per_s": 100.0})
     return run_id
@@ -134,21 +129,21 @@ def fake_run(reg, run_id="20260101-000000-00000000000000aa", state="running") ->
 def test_poll_reads_only_new_rows_and_skips_when_nothing_changed(registry):
     run_id = fake_run(registry, state="completed")
     out = training_view.poll(training_view.attach(run_id, "someone"), "step", force=True)
-    view, loss = out[0], out[3]
+    view, loss = out.view, out.loss_plot
     assert len(view["rows"]) == 2 and list(loss.data[0].y) == [9.5]
-    assert "Read-only" in out[1]  # not the owner
-    assert all(o == gr.skip() for o in training_view.poll(view, "step"))  # nothing new: nothing sent
+    assert "Read-only" in out.run_md  # not the owner
+    assert all(o == gr.skip() for o in vars(training_view.poll(view, "step")).values())  # nothing new: nothing sent
 
     append_metric(registry.root / run_id,
                   {"kind": "train", "step": 2, "epoch": 0.2, "loss": 9.1, "lr": 9e-4, "tokens_per_s": 110.0})
-    view2 = training_view.poll(view, "step")[0]
+    view2 = training_view.poll(view, "step").view
     assert [r["step"] for r in view2["rows"]] == [0, 1, 2] and view2["offset"] > view["offset"]
 
     # A resume rewrites metrics.jsonl (new file): the poller starts over instead of reading garbage.
     folder = registry.root / run_id
     (folder / "metrics.jsonl").rename(folder / "old.jsonl")
     append_metric(folder, {"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
-    assert [r["step"] for r in training_view.poll(view2, "step")[0]["rows"]] == [0]
+    assert [r["step"] for r in training_view.poll(view2, "step").view["rows"]] == [0]
 
 
 def test_history_follows_a_live_runs_step_without_rebuilding_every_poll(registry, monkeypatch):
@@ -156,18 +151,18 @@ def test_history_follows_a_live_runs_step_without_rebuilding_every_poll(registry
     clock = [1000.0]
     monkeypatch.setattr(training_view, "_now", lambda: clock[0])
     out = training_view.poll(training_view.attach(run_id, "someone"), "step", force=True)
-    view = out[0]
-    assert "1 / 10" in list(out[-1]["step"])
+    view = out.view
+    assert "1 / 10" in list(out.history["step"])
 
     update_status(registry.root / run_id, step=2)
     clock[0] += 1
     out = training_view.poll(view, "step")
-    assert out[-1] == gr.skip()  # a second later: the table is not rebuilt
+    assert out.history == gr.skip()  # a second later: the table is not rebuilt
 
     update_status(registry.root / run_id, step=3)
     clock[0] += training_view.HISTORY_EVERY_S
-    out = training_view.poll(out[0], "step")
-    assert "3 / 10" in list(out[-1]["step"])  # ten seconds on: the step column caught up
+    out = training_view.poll(out.view, "step")
+    assert "3 / 10" in list(out.history["step"])  # ten seconds on: the step column caught up
 
 
 def test_unknown_run_gives_a_clear_message(registry):

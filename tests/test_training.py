@@ -22,15 +22,14 @@ from engine.training.checkpoints import list_checkpoints
 from engine.training.config import TrainConfig
 from engine.training.eval_set import build_eval_set, evaluate, load_eval_set
 from engine.training.loop import train
+from tests.conftest import tiny_config
+
+IN_PROCESS = {"chunk_size": 64, "train_size": 16, "test_size": 8, "batch_size": 4, "max_steps": 6, "seed": 3}
 
 
 def tiny_cfg(model_dir: str, corpus, **changes) -> TrainConfig:
-    base = dict(
-        model=model_dir, corpus=corpus, chunk_size=64, train_size=16, test_size=8, batch_size=4,
-        max_steps=6, learning_rate=1e-3, eval_every=0, log_every=1, save_every=0, seed=3,
-    )
-    base.update(changes)
-    return TrainConfig(**base)
+    """The shared tiny run (tests.conftest) in 64-token chunks and batches of 4, trained in this process."""
+    return tiny_config(model_dir, corpus=corpus, **{**IN_PROCESS, **changes})
 
 
 def quiet(_line: str) -> None:

@@ -239,11 +239,6 @@ class ModelCache:
             if slot.users <= 0:
                 self._slots.pop(slot.src, None)
 
-    def clear(self) -> None:
-        with self.lock:
-            for key in list(self._views):
-                self.drop(key)
-
     # ------------------------------------------------------------- running
 
     @contextmanager

@@ -201,13 +201,6 @@ class CompareResult:
         ]
         return pd.DataFrame(rows, columns=["model", "mask", "token", "p_base", "p_model", "change"])
 
-    def predictions_frame(self) -> pd.DataFrame:
-        rows = [
-            {"model": c.label, "mask": m + 1, "rank": r + 1, "token": p.token, "probability": round(p.probability, 4)}
-            for c in self.columns for m, preds in enumerate(c.result.masks) for r, p in enumerate(preds)
-        ]
-        return pd.DataFrame(rows, columns=["model", "mask", "rank", "token", "probability"])
-
 
 def _scores(cache: ModelCache, view: View, text: str):
     with cache.activate(view) as model:

@@ -83,13 +83,6 @@ class Trace:
         return sum(b for b, p, s in self.saved.values()
                    if (part is None or p == part) and (segment is None or s == segment))
 
-    def segments(self) -> list[str]:
-        seen = []
-        for _, _, s in self.saved.values():
-            if s not in seen:
-                seen.append(s)
-        return seen
-
 
 class Replay:
     """Applies PyTorch's save-for-backward rules to symbolic tensors."""

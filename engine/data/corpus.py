@@ -24,7 +24,6 @@ from engine.errors import UserError
 from engine.offline import is_offline
 
 BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
-HUB_IMDB = "stanfordnlp/imdb"
 CACHE_VERSION = "1"
 
 

@@ -40,7 +40,6 @@ class UploadInfo:
     rows: int
     columns: list[str]  # text-like columns, best first
     default: str  # the column picked unless the user says otherwise
-    all_columns: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # e.g. the encoding it was read with
 
 
@@ -229,7 +228,7 @@ def _describe(frame, name: str, kind: str, notices: list[str]) -> UploadInfo:
         )
     default = "text" if "text" in text_columns else text_columns[0]
     ordered = [default] + [c for c in text_columns if c != default]
-    return UploadInfo(name, kind, len(frame), ordered, default, list(frame.columns), notices)
+    return UploadInfo(name, kind, len(frame), ordered, default, notices)
 
 
 def _mean_text_length(column) -> float | None:
