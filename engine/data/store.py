@@ -149,7 +149,8 @@ def store_upload(path: str, text_column: str = "", label_column: str = "label", 
     column = (text_column or "").strip() or info.default
     ds = read_upload(path, column, label_column)
     return store_dataset({"train": ds}, digest=file_digest(path), name=name or info.name, text_column=column,
-                         label_column=label_column, origin="upload", columns=info.columns)
+                         label_column=label_column, origin="upload",
+                         columns=info.columns + ([label_column] if "label" in ds.column_names else []))
 
 
 def store_hub(splits, hub_id: str, hub_config: str, text_column: str, label_column: str) -> StoredCorpus:
