@@ -277,7 +277,7 @@ class RunFolder:
         except FileNotFoundError:
             return []
         tail: deque[str] = deque(maxlen=lines)
-        for line in text.splitlines():
+        for line in text.split("\n"):  # not splitlines(): it would split at each '\r' too
             line = line.rsplit("\r", 1)[-1].rstrip()
             if line:
                 tail.append(line)
