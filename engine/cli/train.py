@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.run_folder import RunFolder, new_run_id, runs_dir
+from engine.run_folder import RunFolder, new_run_id, runs_dir, valid_run_id
 from engine.training.config import TrainConfig, default_lr
 
 # flag -> TrainConfig field (None: handled separately)
@@ -117,7 +117,11 @@ def new_run(cfg: TrainConfig) -> tuple[str, Path]:
 
 
 def existing_run(run_id: str) -> tuple[TrainConfig, Path]:
-    folder = RunFolder.open(run_id)  # a malformed id or an unknown run: a UserError saying which
+    if not valid_run_id(run_id):
+        raise UserError(f"{run_id!r} is not a run id (letters, digits and dashes).")
+    folder = RunFolder.find(run_id)
+    if folder is None:  # a terminal user may have another MLM_RUNS_DIR in mind: name ours
+        raise UserError(f"No run {run_id!r} in {runs_dir()}.")
     if folder.status().get("state") == "completed" and folder.final_dir.is_dir():
         raise UserError(f"Run {folder.run_id} has already completed: its model is in {folder.final_dir}.")
     return TrainConfig.from_dict(folder.settings()), folder.path
