@@ -106,14 +106,13 @@ def _is_main() -> bool:
 
 
 def new_run(cfg: TrainConfig) -> tuple[str, Path]:
-    run_id = _shared_run_id()
-    run_dir = runs_dir() / run_id
+    run_id, root = _shared_run_id(), runs_dir()
     if _is_main():
         created = time.time()
-        folder = RunFolder.create(runs_dir(), run_id, cfg.to_dict(), created)
+        folder = RunFolder.create(root, run_id, cfg.to_dict(), created)
         folder.update_status(state="queued", message="", pid=os.getpid(), created_at=created,
                              step=0, total_steps=None, log_tail=[])
-    return run_id, run_dir
+    return run_id, root / run_id
 
 
 def existing_run(run_id: str) -> tuple[TrainConfig, Path]:
