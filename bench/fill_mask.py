@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 from engine.compare.fill_mask import fill_mask  # noqa: E402
 from engine.models import load_mlm  # noqa: E402
+from engine.run_folder import RunFolder  # noqa: E402
 
 SENTENCE = "This is a great [MASK]."
 
@@ -73,11 +74,9 @@ def single_request(repeats: int) -> dict:
 
 
 def _write_run(root: Path, run_id: str, final_dir: Path, method: str) -> None:
-    folder = root / run_id
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model": "bundled", "method": method}))
-    (folder / "status.json").write_text(json.dumps({"state": "completed"}))
-    final_dir.rename(folder / "final")
+    folder = RunFolder.create(root, run_id, {"model": "bundled", "method": method}, time.time())
+    folder.update_status(state="completed")
+    final_dir.rename(folder.final_dir)
 
 
 def build_runs(root: Path) -> list[str]:

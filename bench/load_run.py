@@ -127,19 +127,15 @@ class RowWatcher(threading.Thread):
                     self.rows.append((time.time(), row))
 
     def _read_file(self, offset: int) -> int:
-        path = self.app.runs_dir / self.run_id / "metrics.jsonl"
-        if not path.exists():
-            return offset
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
+        rows, offset = self._folder().metrics(offset)  # a half-written last line waits for the next read
         now = time.time()
-        for line in data[:end].splitlines():
-            row = json.loads(line)
-            if row.get("kind") == "train":
-                self.rows.append((now, row))
-        return offset + end
+        self.rows += [(now, row) for row in rows if row.get("kind") == "train"]
+        return offset
+
+    def _folder(self):
+        from engine.run_folder import RunFolder
+
+        return RunFolder(self.app.runs_dir / self.run_id)
 
     def train_rows(self) -> int:
         return len(self.rows)
@@ -203,16 +199,20 @@ def cancel_and_wait(client: Client, run_id: str, timeout: float = 60.0) -> str:
     return "still running"
 
 
+def _worker_pid(app: App, run_id: str) -> int | None:
+    """The pid the run's status names (None before its worker started)."""
+    from engine.run_folder import RunFolder
+
+    return RunFolder(app.runs_dir / run_id).status().get("pid")
+
+
 def kill_leftover_worker(app: App, run_id: str) -> None:
     """The worker outlives the server by design; ours must not outlive the benchmark."""
     from engine.runs.process import pid_is_worker
 
     if app.runs_dir is None:
         return
-    try:
-        pid = json.loads((app.runs_dir / run_id / "status.json").read_text()).get("pid")
-    except (OSError, ValueError):
-        return
+    pid = _worker_pid(app, run_id)
     deadline = time.time() + 15  # "cancelled" is written just before the worker exits
     while pid_is_worker(pid, run_id) and time.time() < deadline:
         time.sleep(0.5)
@@ -226,7 +226,7 @@ def renice_worker(app: App, run_id: str, increment: int) -> None:
     if app.runs_dir is None:
         print("--nice-worker needs the app started by this script; ignored")
         return
-    pid = json.loads((app.runs_dir / run_id / "status.json").read_text())["pid"]
+    pid = _worker_pid(app, run_id)
     os.setpriority(os.PRIO_PGRP, int(pid), os.getpriority(os.PRIO_PROCESS, int(pid)) + increment)
     print(f"worker pid {pid} reniced by +{increment}")
 
@@ -257,7 +257,7 @@ def cpu_snapshot(app: App, run_id: str) -> tuple[float, dict[str, float | None]]
     """(time, CPU seconds so far) of the run's worker, the web server, these load clients and the machine."""
     pids = {"load clients": os.getpid(), "web server": app.proc.pid if app.proc else None}
     if app.runs_dir is not None:
-        pid = json.loads((app.runs_dir / run_id / "status.json").read_text()).get("pid")
+        pid = _worker_pid(app, run_id)
         pids["training worker"] = int(pid) if pid else None
     used = {name: cpu_seconds(pid) if pid else None for name, pid in pids.items()}
     return time.time(), {**used, "machine": machine_busy_seconds()}

@@ -33,7 +33,6 @@ from components.training_view import NO_RUN, RunPanel, attach, blank, empty_view
 from engine.errors import UserError
 from engine.hardware import detect
 from engine.offline import is_offline
-from engine.run_folder import read_json
 from engine.runs import export, jobs
 from engine.runs.jobs import DuplicateSubmission
 from engine.runs.owners import browser_secret
@@ -169,7 +168,7 @@ def render(demo: gr.Blocks) -> None:
         if not run_id:
             return gr.skip()
         try:
-            config = read_json(jobs.run_dir(run_id) / "config.json")
+            config = jobs.registry().folder(run_id).config()
         except UserError:
             return gr.skip()
         return form.updates(dict(zip(names, values_from_config(names, config)))) if config else gr.skip()

@@ -1,7 +1,7 @@
 """Watching one run from the Train tab: attach to a run id, then poll for what is new.
 
 The per-browser view state is a small dict (gr.State): the run id, the byte offset and
-inode of metrics.jsonl already read, the rows read so far, whether this browser owns the
+identity (inode) of the metrics file already read, the rows read so far, whether this browser owns the
 run, and a signature of the last status shown. A poll reads only the rows appended since
 the offset; when nothing changed it returns gr.skip() for every output, so an idle tab
 costs one stat-and-read of two small files per second and sends nothing. What a poll
@@ -10,7 +10,6 @@ returns is a RunPanel: the tab's run widgets by name (components/forms.py maps t
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,7 @@ import gradio as gr
 
 from components.run_plots import figures, history_frame, progress_html
 from engine.errors import UserError
-from engine.run_folder import RESUMABLE_STATES, read_metrics
+from engine.run_folder import RESUMABLE_STATES
 from engine.runs import jobs
 
 NO_RUN = "No run yet: fill in the form and press **Start**, or pick a run from the history below."
@@ -59,29 +58,21 @@ def attach(run_id: str, owner: str | None) -> dict:
     """A fresh view of an existing run (UserError for an unknown or malformed id)."""
     registry = jobs.registry()
     folder = registry.folder(run_id)
-    return {**empty_view(), "run_id": folder.name, "owner": registry.can_control(folder.name, owner)}
-
-
-def _inode(path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except FileNotFoundError:
-        return None
+    return {**empty_view(), "run_id": folder.run_id, "owner": registry.can_control(folder.run_id, owner)}
 
 
 def new_rows(view: dict) -> tuple[dict, set[str]]:
     """Read rows appended since the last poll; returns the view and which kinds of rows
-    ("train", "eval", or "reset") arrived. A resumed run rewrites metrics.jsonl (rows after
+    ("train", "eval", or "reset") arrived. A resumed run rewrites its metrics (rows after
     its checkpoint are dropped and logged again): a new inode means read it all again."""
     folder = jobs.registry().folder(view["run_id"])
-    path = folder / "metrics.jsonl"
-    inode = _inode(path)
+    inode = folder.metrics_identity()
     view = dict(view)
     kinds = set()
     if inode != view["inode"]:
         view.update(offset=0, rows=[], inode=inode)
         kinds.add("reset")
-    rows, offset = read_metrics(folder, view["offset"])
+    rows, offset = folder.metrics(view["offset"])
     if rows:
         view.update(rows=view["rows"] + rows, offset=offset)
         kinds.update(r.get("kind", "train") for r in rows)

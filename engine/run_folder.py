@@ -1,11 +1,15 @@
 """The one owner of a run folder's format (docs/interfaces.md).
 
-Where runs live, what a run id may look like, and every file of a run folder: config.json,
-status.json, owner.json, metrics.jsonl, summary.json, worker.log, checkpoints/, final/.
-Writers are crash-safe: status.json is replaced atomically and metrics.jsonl is append-only
-with one complete line per write, so a reader never sees half a row and a killed worker
-loses at most the row it was writing. A freshly started server sees exactly what an earlier
-one left behind.
+Where runs live, what a run id may look like, and `RunFolder`: every file of a run folder
+(config.json, status.json, owner.json, metrics.jsonl, summary.json, worker.log, eval_set.npz,
+checkpoints/, final/, the cancel flag). No other module names these files; they ask a
+RunFolder for what a file holds, or for its path when a library writes it (a model's
+save_pretrained, numpy, the worker's stdout).
+
+Writers are crash-safe: status.json is replaced atomically, metrics.jsonl is append-only with
+one complete line per write, and folders (a checkpoint, final/) are written under a hidden
+name and renamed into place, so a reader never sees half a file and a killed worker loses at
+most what it was writing. A freshly started server sees exactly what an earlier one left.
 """
 
 from __future__ import annotations
@@ -13,11 +17,22 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import UserError
+
+STATES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
+FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
+RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
+LOG_TAIL_LINES = 20
+
+
+def is_final(status: dict) -> bool:
+    return status.get("state") in FINAL_STATES
 
 
 def runs_dir() -> Path:
@@ -42,9 +57,6 @@ def valid_run_id(run_id: str) -> bool:
     return bool(run_id) and len(run_id) <= 64 and all(c.isalnum() or c == "-" for c in run_id)
 
 
-FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
-
-
 def write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=1))
@@ -58,156 +70,318 @@ def read_json(path: Path, default: dict | None = None) -> dict:
         return dict(default or {})
 
 
-def read_status(run_dir: Path) -> dict:
-    return read_json(Path(run_dir) / "status.json", {"state": "unknown"})
+def _replace_dir(target: Path, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a hidden sibling folder, then swap it in for `target`."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
 
 
-def update_status(run_dir: Path, **changes) -> dict:
-    """Merge `changes` into status.json (read, modify, atomic replace)."""
-    path = Path(run_dir) / "status.json"
-    status = read_json(path)
-    status.update(changes, updated_at=time.time())
-    write_json_atomic(path, status)
-    return status
+class RunFolder:
+    """One run's folder `<runs_dir>/<run_id>/`. Cheap to make: it holds only the path."""
 
+    CONFIG_EXTRAS = ("run_id", "created_at")  # added to TrainConfig.to_dict() in config.json
+    _STEP = "step-"
 
-def append_metric(run_dir: Path, row: dict) -> None:
-    line = json.dumps(row, separators=(",", ":")) + "\n"
-    with open(Path(run_dir) / "metrics.jsonl", "a") as f:
-        f.write(line)
-        f.flush()
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
 
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
 
-def read_metrics(run_dir: Path, offset: int = 0) -> tuple[list[dict], int]:
-    """Rows appended since byte `offset`, and the new offset (pollers read only what is new).
+    @property
+    def run_id(self) -> str:
+        return self.path.name
 
-    A trailing line without its newline is still being written: leave it for next time.
-    """
-    path = Path(run_dir) / "metrics.jsonl"
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = chunk.rfind(b"\n") + 1
-    rows = []
-    for line in chunk[:end].splitlines():
+    # ------------------------------------------------------------ finding runs
+
+    @classmethod
+    def all(cls, root: Path | None = None) -> list[RunFolder]:
+        """Every run under `root` (default runs_dir()), oldest first (ids start with their UTC time).
+
+        The one lister: the history table, the Compare tab's picker and the Costs tab's
+        calibration runs all filter this list."""
+        root = Path(root) if root else runs_dir()
+        if not root.is_dir():
+            return []
+        found = (cls(p) for p in root.iterdir() if valid_run_id(p.name))
+        return sorted((f for f in found if f.exists()), key=lambda f: f.run_id)
+
+    @classmethod
+    def find(cls, run_id: str, root: Path | None = None) -> RunFolder | None:
+        """The run named `run_id`, or None when the id is malformed or no such run exists."""
+        run_id = (run_id or "").strip()
+        if not valid_run_id(run_id):
+            return None
+        folder = cls((Path(root) if root else runs_dir()) / run_id)
+        return folder if folder.exists() else None
+
+    @classmethod
+    def open(cls, run_id: str, root: Path | None = None) -> RunFolder:
+        """The run named `run_id`, or a UserError that says what was wrong with the id."""
+        run_id = (run_id or "").strip()
+        if not run_id:
+            raise UserError("No run selected: start a run or pick one from the history.")
+        if not valid_run_id(run_id):
+            raise UserError(f"{run_id!r} is not a run id (ids look like 20260101-120000-0123456789abcdef).")
+        folder = cls.find(run_id, root)
+        if folder is None:
+            raise UserError(f"No run with id {run_id!r} on this server: check the link, or start a new run.")
+        return folder
+
+    @classmethod
+    def create(cls, root: Path, run_id: str, settings: dict, created_at: float) -> RunFolder:
+        """A new run folder holding its config.json (the TrainConfig dict plus its id and time)."""
+        folder = cls(Path(root) / run_id)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder.path / "config.json", {**settings, "run_id": run_id, "created_at": created_at})
+        return folder
+
+    def exists(self) -> bool:
+        """A folder is a run once its config.json is written (the first file of every run)."""
+        return (self.path / "config.json").exists()
+
+    # ------------------------------------------------------------ config, status, summary, owner
+
+    def config(self) -> dict:
+        return read_json(self.path / "config.json")
+
+    def settings(self) -> dict:
+        """config.json without the fields the run folder adds: a TrainConfig dict."""
+        return {k: v for k, v in self.config().items() if k not in self.CONFIG_EXTRAS}
+
+    def status(self) -> dict:
+        return read_json(self.path / "status.json", {"state": "unknown"})
+
+    def update_status(self, **changes) -> dict:
+        """Merge `changes` into status.json (read, modify, atomic replace)."""
+        path = self.path / "status.json"
+        status = read_json(path)
+        status.update(changes, updated_at=time.time())
+        write_json_atomic(path, status)
+        return status
+
+    def summary(self) -> dict:
+        return read_json(self.path / "summary.json")
+
+    def write_summary(self, summary: dict) -> None:
+        write_json_atomic(self.path / "summary.json", summary)
+
+    @property
+    def owner_path(self) -> Path:
+        """owner.json; engine.runs.owners decides what goes in it."""
+        return self.path / "owner.json"
+
+    # ------------------------------------------------------------ metrics.jsonl
+
+    @property
+    def _metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def append_metric(self, row: dict) -> None:
+        line = json.dumps(row, separators=(",", ":")) + "\n"
+        with open(self._metrics, "a") as f:
+            f.write(line)
+            f.flush()
+
+    def metrics(self, offset: int = 0) -> tuple[list[dict], int]:
+        """Rows appended since byte `offset`, and the new offset (pollers read only what is new).
+
+        A trailing line without its newline is still being written: leave it for next time.
+        """
         try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut by a crash mid-write; the rest of the file is intact
-    return rows, offset + end
+            with open(self._metrics, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = chunk.rfind(b"\n") + 1
+        rows = []
+        for line in chunk[:end].splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash mid-write; the rest of the file is intact
+        return rows, offset + end
 
-
-def truncate_metrics_after(run_dir: Path, step: int) -> None:
-    """On resume from a checkpoint at `step`, drop rows the resumed run will log again."""
-    path = Path(run_dir) / "metrics.jsonl"
-    rows, _ = read_metrics(run_dir)
-    keep = [r for r in rows if r.get("step", 0) <= step]
-    tmp = path.with_name(".metrics.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
-    os.replace(tmp, path)
-
-
-RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
-LOG_TAIL_LINES = 20
-
-
-def run_folder(root: Path, run_id: str) -> Path:
-    """The folder of an existing run, or a UserError that says what was wrong with the id."""
-    run_id = (run_id or "").strip()
-    if not run_id:
-        raise UserError("No run selected: start a run or pick one from the history.")
-    if not valid_run_id(run_id):
-        raise UserError(f"{run_id!r} is not a run id (ids look like 20260101-120000-0123456789abcdef).")
-    folder = Path(root) / run_id
-    if not (folder / "config.json").exists():
-        raise UserError(f"No run with id {run_id!r} on this server: check the link, or start a new run.")
-    return folder
-
-
-def run_ids(root: Path) -> list[str]:
-    """Every run folder under `root`, oldest first (ids start with their UTC creation time)."""
-    if not Path(root).is_dir():
-        return []
-    return sorted(p.name for p in Path(root).iterdir() if valid_run_id(p.name) and (p / "config.json").exists())
-
-
-def log_tail(run_dir: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """The last lines of worker.log (progress bars rewrite one line with '\\r': keep the latest)."""
-    try:
-        with open(Path(run_dir) / "worker.log", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64_000))
-            text = f.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    tail: deque[str] = deque(maxlen=lines)
-    for line in text.splitlines():
-        line = line.rsplit("\r", 1)[-1].rstrip()
-        if line:
-            tail.append(line)
-    return list(tail)
-
-
-def latest_metrics(run_dir: Path) -> dict:
-    """The newest train row and the newest eval row (for /run_status and the history table)."""
-    rows, _ = read_metrics(run_dir)
-    latest: dict = {}
-    for row in rows:
-        latest[row.get("kind", "train")] = row
-    return latest
-
-
-def perplexity_before_after(run_dir: Path) -> tuple[float | None, float | None]:
-    summary = read_json(Path(run_dir) / "summary.json")
-    if "eval_perplexity_before" in summary:
-        return summary.get("eval_perplexity_before"), summary.get("eval_perplexity_after")
-    evals = [r for r in read_metrics(run_dir)[0] if r.get("kind") == "eval"]
-    before = next((r["eval_perplexity"] for r in evals if r.get("step") == 0), None)
-    after = evals[-1]["eval_perplexity"] if evals and evals[-1].get("step", 0) > 0 else None
-    return before, after
-
-
-def history_row(run_dir: Path) -> dict:
-    """One line of the runs table: what a user scans to find a run."""
-    config = read_json(run_dir / "config.json")
-    status = read_status(run_dir)
-    before, after = perplexity_before_after(run_dir)
-    return {
-        "run_id": run_dir.name,
-        "model": config.get("model", "?"),
-        "method": config.get("method", "?"),
-        "state": status.get("state", "unknown"),
-        "step": status.get("step", 0),
-        "total_steps": status.get("total_steps"),
-        "perplexity_before": before,
-        "perplexity_after": after,
-        "created_at": config.get("created_at"),
-    }
-
-
-def is_final(status: dict) -> bool:
-    return status.get("state") in FINAL_STATES
-
-
-def latest_checkpoint_step(run_dir: Path) -> int | None:
-    steps = []
-    for p in (Path(run_dir) / "checkpoints").glob("step-*"):
+    def metrics_identity(self) -> int | None:
+        """Changes when the metrics file is rewritten (a resume truncates it): offsets then start over."""
         try:
-            steps.append(int(p.name.split("-", 1)[1]))
-        except ValueError:
-            continue
-    return max(steps) if steps else None
+            return os.stat(self._metrics).st_ino
+        except FileNotFoundError:
+            return None
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """On resume from a checkpoint at `step`, drop rows the resumed run will log again."""
+        rows, _ = self.metrics()
+        keep = [r for r in rows if r.get("step", 0) <= step]
+        tmp = self._metrics.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
+        os.replace(tmp, self._metrics)  # a new inode: see metrics_identity()
+
+    def latest_metrics(self) -> dict:
+        """The newest train row and the newest eval row (for /run_status and the history table)."""
+        latest: dict = {}
+        for row in self.metrics()[0]:
+            latest[row.get("kind", "train")] = row
+        return latest
+
+    def perplexity_before_after(self) -> tuple[float | None, float | None]:
+        summary = self.summary()
+        if "eval_perplexity_before" in summary:
+            return summary.get("eval_perplexity_before"), summary.get("eval_perplexity_after")
+        evals = [r for r in self.metrics()[0] if r.get("kind") == "eval"]
+        before = next((r["eval_perplexity"] for r in evals if r.get("step") == 0), None)
+        after = evals[-1]["eval_perplexity"] if evals and evals[-1].get("step", 0) > 0 else None
+        return before, after
+
+    def history_row(self) -> dict:
+        """One line of the runs table: what a user scans to find a run."""
+        config, status = self.config(), self.status()
+        before, after = self.perplexity_before_after()
+        return {
+            "run_id": self.run_id,
+            "model": config.get("model", "?"),
+            "method": config.get("method", "?"),
+            "state": status.get("state", "unknown"),
+            "step": status.get("step", 0),
+            "total_steps": status.get("total_steps"),
+            "perplexity_before": before,
+            "perplexity_after": after,
+            "created_at": config.get("created_at"),
+        }
+
+    # ------------------------------------------------------------ worker.log
+
+    @property
+    def log_path(self) -> Path:
+        """worker.log: the worker process's stdout and stderr (engine.runs.process opens it)."""
+        return self.path / "worker.log"
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
+        """The last lines of worker.log (progress bars rewrite one line with '\\r': keep the latest)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64_000))
+                text = f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        tail: deque[str] = deque(maxlen=lines)
+        for line in text.split("\n"):  # not splitlines(): it would split at each '\r' too
+            line = line.rsplit("\r", 1)[-1].rstrip()
+            if line:
+                tail.append(line)
+        return list(tail)
+
+    def log_head(self, lines: int) -> list[str]:
+        """The first lines of worker.log (where the trainer says which device it uses)."""
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()[:lines]
+        except FileNotFoundError:
+            return []
+
+    # ------------------------------------------------------------ the cancel flag
+
+    @property
+    def _cancel(self) -> Path:
+        return self.path / "cancel"
+
+    def request_cancel(self) -> None:
+        self._cancel.touch()
+
+    def clear_cancel(self) -> None:
+        self._cancel.unlink(missing_ok=True)
+
+    def cancel_requested(self) -> bool:
+        return self._cancel.exists()
+
+    def cancel_requested_at(self) -> float | None:
+        """When the cancel flag was set (epoch seconds), None without one."""
+        try:
+            return self._cancel.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    # ------------------------------------------------------------ eval set, checkpoints, final model
+
+    @property
+    def eval_set_path(self) -> Path:
+        """eval_set.npz: the fixed masked eval chunks (engine.training.eval_set reads and writes it)."""
+        return self.path / "eval_set.npz"
+
+    def write_eval_set(self, write: Callable[[Path], None]) -> None:
+        """`write(tmp)` saves the arrays under a hidden name (ending .npz, so numpy keeps it); then it is renamed."""
+        tmp = self.path / ".eval_set.npz.tmp.npz"
+        write(tmp)
+        tmp.replace(self.eval_set_path)
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @staticmethod
+    def checkpoint_model(checkpoint: Path) -> Path:
+        """A checkpoint's loadable model folder (full: weights + tokenizer; LoRA: adapter + tokenizer)."""
+        return Path(checkpoint) / "model"
+
+    @staticmethod
+    def checkpoint_state(checkpoint: Path) -> Path:
+        """A checkpoint's state.pt: optimizer, scheduler, step, epoch, RNG."""
+        return Path(checkpoint) / "state.pt"
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, folder) of the complete checkpoints `checkpoints/step-<N>/`, oldest first."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = []
+        for path in self.checkpoints_dir.iterdir():
+            step = path.name.removeprefix(self._STEP)
+            complete = self.checkpoint_state(path).exists() and self.checkpoint_model(path).is_dir()
+            if path.name.startswith(self._STEP) and step.isdigit() and complete:
+                found.append((int(step), path))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1][1] if found else None
+
+    def latest_checkpoint_step(self) -> int | None:
+        found = self.checkpoints()
+        return found[-1][0] if found else None
+
+    def write_checkpoint(self, step: int, write: Callable[[Path], None]) -> Path:
+        """`write(folder)` fills a hidden folder; it becomes `checkpoints/step-<step>/` in one rename."""
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        return _replace_dir(self.checkpoints_dir / f"{self._STEP}{step}", write)
+
+    @property
+    def final_dir(self) -> Path:
+        """final/: the trained model (full) or adapter (LoRA), with its tokenizer."""
+        return self.path / "final"
+
+    def has_final(self) -> bool:
+        """final/ holds a model or an adapter (not merely an empty or half-deleted folder)."""
+        return any((self.final_dir / name).exists() for name in ("config.json", "adapter_config.json"))
+
+    def write_final(self, write: Callable[[Path], None]) -> Path:
+        """`write(folder)` saves the model into a hidden folder, which then replaces final/."""
+        return _replace_dir(self.final_dir, write)
+
+    @property
+    def export_dir(self) -> Path:
+        """Where exports (the zip of final/) go by default."""
+        return self.path / "export"
 
 
 def corpus_ids_in_use(root: Path | None = None) -> set[str]:
     """Stored corpora that some run's config refers to: the corpus store never removes these."""
-    root = Path(root) if root else runs_dir()
     used = set()
-    for rid in run_ids(root):
-        corpus = read_json(root / rid / "config.json").get("corpus")
+    for run in RunFolder.all(root):
+        corpus = run.config().get("corpus")
         if isinstance(corpus, dict) and corpus.get("source") == "stored" and isinstance(corpus.get("corpus_id"), str):
             used.add(corpus["corpus_id"])
     return used

@@ -17,7 +17,7 @@ import pytest
 
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
-from engine.run_folder import append_metric, read_metrics, read_status, update_status
+from engine.run_folder import RunFolder
 from engine.runs.export import push_to_hub, zip_final
 from engine.runs.jobs import DuplicateSubmission, Jobs
 from engine.runs.process import pid_is_worker
@@ -33,7 +33,7 @@ FAKES = "tests.test_jobs"  # the worker imports the stand-in train functions bel
 
 def instant_train(cfg, run_dir, should_stop=None, resume=False, progress=None):
     """Logs one row and finishes: exercises the worker plumbing without loading a model."""
-    append_metric(Path(run_dir), {"kind": "train", "step": 1, "epoch": 1.0, "loss": 1.0})
+    RunFolder(Path(run_dir)).append_metric({"kind": "train", "step": 1, "epoch": 1.0, "loss": 1.0})
     return {"steps": 1}
 
 
@@ -60,7 +60,7 @@ class BusySlot:
 
 
 def state_of(jobs: Jobs, run_id: str) -> str:
-    return read_status(jobs.root / run_id)["state"]
+    return RunFolder(jobs.root / run_id).status()["state"]
 
 
 def final_state(jobs: Jobs, run_id: str, timeout: float = 240) -> dict:
@@ -93,7 +93,7 @@ def test_fifo_queue_runs_one_at_a_time_and_both_complete(jobs, tiny_model_dir, t
     assert done_second["state"] == "completed", done_second["message"]
     assert done_second["started_at"] >= done_first["finished_at"]  # never both at once
 
-    rows, _ = read_metrics(jobs.root / first)
+    rows, _ = RunFolder(jobs.root / first).metrics()
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4]
     last_train = [r for r in rows if r["kind"] == "train"][-1]
     assert {"loss", "lr", "tokens_per_s", "samples_per_s", "elapsed_s"} <= set(last_train)
@@ -133,7 +133,7 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_to_the_end(jobs, tiny_mo
     assert "from its checkpoint at step 1" in jobs.resume(run_id, owner=OWNER)
     done = final_state(jobs, run_id)
     assert done["state"] == "completed", done["message"]
-    rows, _ = read_metrics(jobs.root / run_id)
+    rows, _ = RunFolder(jobs.root / run_id).metrics()
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]  # contiguous, no repeats
     assert [r["step"] for r in rows if r["kind"] == "eval"] == [0, 3, 6]
     assert (jobs.root / run_id / "final").is_dir()
@@ -142,11 +142,11 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_to_the_end(jobs, tiny_mo
 def test_sigkilled_worker_is_marked_interrupted_within_5_s(jobs, tiny_model_dir):
     run_id = jobs.submit(tiny_config(tiny_model_dir, max_steps=100_000), owner=OWNER)
     folder = jobs.root / run_id
-    wait_until(lambda: read_status(folder).get("step", 0) >= 1)  # training, not still importing
-    os.kill(read_status(folder)["pid"], signal.SIGKILL)
+    wait_until(lambda: RunFolder(folder).status().get("step", 0) >= 1)  # training, not still importing
+    os.kill(RunFolder(folder).status()["pid"], signal.SIGKILL)
     killed_at = time.time()
     # The supervisor thread (not a status read) must notice: poll the file on disk only.
-    wait_until(lambda: read_status(folder)["state"] == "interrupted", timeout=5, every=0.05)
+    wait_until(lambda: RunFolder(folder).status()["state"] == "interrupted", timeout=5, every=0.05)
     noticed = time.time() - killed_at
     status = jobs.status(run_id)
     assert "SIGKILL" in status["message"] and status["resumable"]
@@ -162,8 +162,8 @@ def test_cancel_is_forced_after_the_grace_period(tmp_path):
     try:
         run_id = jobs.submit(tiny_config("bundled"), owner=OWNER)
         folder = jobs.root / run_id
-        wait_until(lambda: read_status(folder).get("step", 0) >= 1)
-        pid = read_status(folder)["pid"]
+        wait_until(lambda: RunFolder(folder).status().get("step", 0) >= 1)
+        pid = RunFolder(folder).status()["pid"]
         jobs.cancel(run_id, owner=OWNER)
         status = final_state(jobs, run_id, timeout=30)
         assert status["state"] == "cancelled" and "by force" in status["message"]
@@ -177,13 +177,13 @@ def test_a_restarted_server_adopts_a_live_worker_and_can_still_cancel_it(tmp_pat
     try:
         run_id = first.submit(tiny_config("bundled"), owner=OWNER)
         folder = first.root / run_id
-        wait_until(lambda: read_status(folder).get("step", 0) >= 1)
+        wait_until(lambda: RunFolder(folder).status().get("step", 0) >= 1)
         restarted = Jobs(first.root, supervise=False, cancel_grace_s=0)
         assert run_id in restarted.queue.running and state_of(restarted, run_id) == "running"  # not interrupted
         restarted.cancel(run_id, owner=OWNER)
         restarted.check()  # grace period 0: the stubborn worker is killed at once
         assert state_of(restarted, run_id) == "cancelled"
-        wait_until(lambda: not pid_is_worker(read_status(folder)["pid"], run_id), 10)
+        wait_until(lambda: not pid_is_worker(RunFolder(folder).status()["pid"], run_id), 10)
     finally:
         first.close()
 
@@ -279,7 +279,7 @@ def test_run_queue_is_first_in_first_out():
 def test_export_explains_what_is_missing(tmp_path, monkeypatch):
     folder = tmp_path / "20260101-000000-00000000000000dd"
     folder.mkdir()
-    update_status(folder, state="cancelled")
+    RunFolder(folder).update_status(state="cancelled")
     with pytest.raises(UserError, match="has no final model yet .it is cancelled."):
         zip_final(folder)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

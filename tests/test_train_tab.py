@@ -12,7 +12,7 @@ import pytest
 from components import run_plots, training_view
 from components.training_form import config_from_values, method_changed
 from engine.errors import UserError
-from engine.run_folder import append_metric, update_status
+from engine.run_folder import RunFolder
 from engine.runs import jobs
 from engine.training.config import TrainConfig
 from tests.conftest import tiny_settings, wait_until, write_run
@@ -121,8 +121,9 @@ def registry(tmp_path, monkeypatch):
 def fake_run(reg, run_id="20260101-000000-00000000000000aa", state="running") -> str:
     folder = write_run(reg.root, run_id, {**TrainConfig().to_dict(), "run_id": run_id, "created_at": 0},
                        {"state": state, "step": 1, "total_steps": 10, "started_at": time.time() - 5})
-    append_metric(folder, {"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
-    append_metric(folder, {"kind": "train", "step": 1, "epoch": 0.1, "loss": 9.5, "lr": 1e-3, "tokens_per_s": 100.0})
+    run = RunFolder(folder)
+    run.append_metric({"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
+    run.append_metric({"kind": "train", "step": 1, "epoch": 0.1, "loss": 9.5, "lr": 1e-3, "tokens_per_s": 100.0})
     return run_id
 
 
@@ -134,15 +135,16 @@ def test_poll_reads_only_new_rows_and_skips_when_nothing_changed(registry):
     assert "Read-only" in out.run_md  # not the owner
     assert all(o == gr.skip() for o in vars(training_view.poll(view, "step")).values())  # nothing new: nothing sent
 
-    append_metric(registry.root / run_id,
-                  {"kind": "train", "step": 2, "epoch": 0.2, "loss": 9.1, "lr": 9e-4, "tokens_per_s": 110.0})
+    RunFolder(registry.root / run_id).append_metric(
+        {"kind": "train", "step": 2, "epoch": 0.2, "loss": 9.1, "lr": 9e-4, "tokens_per_s": 110.0})
     view2 = training_view.poll(view, "step").view
     assert [r["step"] for r in view2["rows"]] == [0, 1, 2] and view2["offset"] > view["offset"]
 
     # A resume rewrites metrics.jsonl (new file): the poller starts over instead of reading garbage.
     folder = registry.root / run_id
     (folder / "metrics.jsonl").rename(folder / "old.jsonl")
-    append_metric(folder, {"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
+    RunFolder(folder).append_metric(
+        {"kind": "eval", "step": 0, "epoch": 0.0, "eval_loss": 9.0, "eval_perplexity": 8103.0})
     assert [r["step"] for r in training_view.poll(view2, "step").view["rows"]] == [0]
 
 
@@ -154,12 +156,12 @@ def test_history_follows_a_live_runs_step_without_rebuilding_every_poll(registry
     view = out.view
     assert "1 / 10" in list(out.history["step"])
 
-    update_status(registry.root / run_id, step=2)
+    RunFolder(registry.root / run_id).update_status(step=2)
     clock[0] += 1
     out = training_view.poll(view, "step")
     assert out.history == gr.skip()  # a second later: the table is not rebuilt
 
-    update_status(registry.root / run_id, step=3)
+    RunFolder(registry.root / run_id).update_status(step=3)
     clock[0] += training_view.HISTORY_EVERY_S
     out = training_view.poll(out.view, "step")
     assert "3 / 10" in list(out.history["step"])  # ten seconds on: the step column caught up

@@ -16,7 +16,7 @@ from engine.data import corpus as data
 from engine.errors import UserError
 from engine.mlm_head import masked_lm_loss
 from engine.models import load_mlm
-from engine.run_folder import append_metric, read_metrics
+from engine.run_folder import RunFolder
 from engine.training.batches import mask_rows, seeded_collator, take
 from engine.training.checkpoints import list_checkpoints
 from engine.training.config import TrainConfig
@@ -41,7 +41,7 @@ def chunks(tokenizer, corpus, split="train", size=64):
 
 
 def rows(run_dir: Path, kind: str | None = None) -> list[dict]:
-    found, _ = read_metrics(run_dir)
+    found, _ = RunFolder(run_dir).metrics()
     return [r for r in found if kind is None or r["kind"] == kind]
 
 
@@ -200,7 +200,7 @@ def test_resume_continues_to_the_same_end_as_an_uninterrupted_run(tiny_model_dir
     import shutil
 
     shutil.rmtree(run / "checkpoints" / "step-6")
-    append_metric(run, {"kind": "train", "step": 7, "loss": 99.0})
+    RunFolder(run).append_metric({"kind": "train", "step": 7, "loss": 99.0})
     eval_digest = hashlib.sha1((run / "eval_set.npz").read_bytes()).hexdigest()
 
     resumed = train(tiny_cfg(tiny_model_dir, small_corpus, **cfg), run, resume=True, log=quiet)

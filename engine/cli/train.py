@@ -19,9 +19,8 @@ import signal
 import time
 from pathlib import Path
 
-from engine import run_folder as paths
-from engine import run_folder as run_files
 from engine.errors import UserError
+from engine.run_folder import RunFolder, new_run_id, runs_dir, valid_run_id
 from engine.training.config import TrainConfig, default_lr
 
 # flag -> TrainConfig field (None: handled separately)
@@ -92,7 +91,7 @@ def _shared_run_id() -> str:
     from engine.training.loop import cpu_only
 
     state = PartialState(cpu=cpu_only())
-    ids = [paths.new_run_id() if state.is_main_process else None]
+    ids = [new_run_id() if state.is_main_process else None]
     if state.num_processes > 1:
         broadcast_object_list(ids)
     return ids[0]
@@ -107,35 +106,33 @@ def _is_main() -> bool:
 
 
 def new_run(cfg: TrainConfig) -> tuple[str, Path]:
-    run_id = _shared_run_id()
-    run_dir = paths.runs_dir() / run_id
+    run_id, root = _shared_run_id(), runs_dir()
     if _is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
         created = time.time()
-        run_files.write_json_atomic(run_dir / "config.json", {**cfg.to_dict(), "run_id": run_id, "created_at": created})
-        run_files.update_status(run_dir, state="queued", message="", pid=os.getpid(), created_at=created,
-                                step=0, total_steps=None, log_tail=[])
-    return run_id, run_dir
+        folder = RunFolder.create(root, run_id, cfg.to_dict(), created)
+        folder.update_status(state="queued", message="", pid=os.getpid(), created_at=created,
+                             step=0, total_steps=None, log_tail=[])
+    return run_id, root / run_id
 
 
 def existing_run(run_id: str) -> tuple[TrainConfig, Path]:
-    if not paths.valid_run_id(run_id):
+    if not valid_run_id(run_id):
         raise UserError(f"{run_id!r} is not a run id (letters, digits and dashes).")
-    run_dir = paths.runs_dir() / run_id
-    if not (run_dir / "config.json").exists():
-        raise UserError(f"No run {run_id!r} in {paths.runs_dir()}.")
-    if run_files.read_status(run_dir).get("state") == "completed" and (run_dir / "final").is_dir():
-        raise UserError(f"Run {run_id} has already completed: its model is in {run_dir / 'final'}.")
-    return TrainConfig.from_dict(_read_config(str(run_dir / "config.json"))), run_dir
+    folder = RunFolder.find(run_id)
+    if folder is None:  # a terminal user may have another MLM_RUNS_DIR in mind: name ours
+        raise UserError(f"No run {run_id!r} in {runs_dir()}.")
+    if folder.status().get("state") == "completed" and folder.final_dir.is_dir():
+        raise UserError(f"Run {folder.run_id} has already completed: its model is in {folder.final_dir}.")
+    return TrainConfig.from_dict(folder.settings()), folder.path
 
 
 class _Console:
     """Progress bar, log lines above it, and status.json kept up to date (main process)."""
 
-    def __init__(self, run_dir: Path, main: bool):
+    def __init__(self, folder: RunFolder, main: bool):
         from tqdm.auto import tqdm
 
-        self.run_dir, self.main = run_dir, main
+        self.folder, self.main = folder, main
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL)
         self.bar = tqdm(total=None, unit="step", disable=not main, dynamic_ncols=True)
 
@@ -152,7 +149,7 @@ class _Console:
 
     def status(self, **changes) -> None:
         if self.main:
-            run_files.update_status(self.run_dir, log_tail=list(self.tail), **changes)
+            self.folder.update_status(log_tail=list(self.tail), **changes)
 
 
 def _stop_on_ctrl_c():
@@ -170,28 +167,23 @@ def _stop_on_ctrl_c():
 
 
 def run(cfg: TrainConfig, run_id: str, run_dir: Path, resume: bool) -> dict:
+    from engine.runs.record import run_and_record
     from engine.training.loop import train
 
-    console = _Console(run_dir, _is_main())
+    folder = RunFolder(run_dir)
+    console = _Console(folder, _is_main())
     if console.main:
         print(f"run {run_id}\nfolder {run_dir}", flush=True)
-    console.status(state="running", pid=os.getpid(), started_at=time.time(), finished_at=None,
-                   message="resuming" if resume else "")
+    should_stop = _stop_on_ctrl_c()
     try:
-        summary = train(cfg, run_dir, should_stop=_stop_on_ctrl_c(), resume=resume,
-                        progress=console.progress, log=console.log)
-    except BaseException as exc:
-        state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        console.status(state=state, message=str(exc) or type(exc).__name__, finished_at=time.time())
-        raise
+        # There is no worker.log here: status.json keeps the lines this console printed.
+        summary = run_and_record(
+            folder, lambda: train(cfg, run_dir, should_stop=should_stop, resume=resume,
+                                  progress=console.progress, log=console.log),
+            starting="resuming" if resume else "", resume_hint=f"continue with --resume {run_id}",
+            tail=lambda: list(console.tail), write=console.main)
     finally:
         console.bar.close()
-    if summary.get("stopped"):
-        console.status(state="cancelled", finished_at=time.time(),
-                       message=f"stopped at step {summary['steps']}; continue with --resume {run_id}")
-    else:
-        console.status(state="completed", finished_at=time.time(),
-                       message=f"perplexity {summary['eval_perplexity_before']} -> {summary['eval_perplexity_after']}")
     if console.main:
         print(json.dumps(summary, indent=1), flush=True)
     return summary

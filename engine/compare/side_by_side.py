@@ -1,7 +1,7 @@
 """Before/after: the base model and finished runs side by side on the same input.
 
-Runs are read straight from their folders (docs/interfaces.md): a run can be compared
-when its status.json says completed and its final/ folder holds a model or an adapter.
+Runs are read straight from their folders (engine.run_folder.RunFolder): a run can be
+compared when its status says completed and its final model or adapter is on disk.
 Models come from engine.compare.model_cache, where LoRA adapters share one base in memory.
 """
 
@@ -24,7 +24,7 @@ from engine.compare.fill_mask import (
 from engine.compare.model_cache import ModelCache, View, shared_cache
 from engine.errors import UserError
 from engine.models import cached_tokenizer, default_model_ref, resolve
-from engine.run_folder import read_json, read_status, runs_dir, valid_run_id
+from engine.run_folder import RunFolder, valid_run_id
 
 MAX_MODELS = 4
 BASE = "base"  # the name of the base model's column in choices, links and the API
@@ -39,14 +39,14 @@ MIN_MOVE = 1e-4  # a smaller change in probability is noise, not a move
 class RunEntry:
     run_id: str
     state: str
-    folder: Path
+    folder: RunFolder
     config: dict
     summary: dict
     message: str = ""
 
     @property
     def final_dir(self) -> Path:
-        return self.folder / "final"
+        return self.folder.final_dir
 
     @property
     def method(self) -> str:
@@ -59,23 +59,16 @@ class RunEntry:
         return f"{self.run_id} ({self.method} on {self.config.get('model', '?')}{ppl_txt})"
 
 
-def _entry(folder: Path) -> RunEntry:
-    status = read_status(folder)
-    return RunEntry(folder.name, str(status.get("state", "unknown")), folder, read_json(folder / "config.json"),
-                    read_json(folder / "summary.json"), str(status.get("message", "") or ""))
-
-
-def _has_final(folder: Path) -> bool:
-    final = folder / "final"
-    return (final / "config.json").exists() or (final / "adapter_config.json").exists()
+def _entry(folder: RunFolder) -> RunEntry:
+    status = folder.status()
+    return RunEntry(folder.run_id, str(status.get("state", "unknown")), folder, folder.config(),
+                    folder.summary(), str(status.get("message", "") or ""))
 
 
 def list_runs() -> list[RunEntry]:
     """Runs that can be compared: completed, with final/ on disk; newest first."""
-    root = runs_dir()
-    folders = [p for p in root.iterdir() if p.is_dir() and valid_run_id(p.name)]
-    entries = [_entry(p) for p in sorted(folders, reverse=True) if (p / "status.json").exists()]
-    return [e for e in entries if e.state == "completed" and _has_final(e.folder)]
+    entries = [_entry(f) for f in reversed(RunFolder.all())]
+    return [e for e in entries if e.state == "completed" and e.folder.has_final()]
 
 
 def run_choices() -> list[tuple[str, str]]:
@@ -87,18 +80,18 @@ def comparable_run(run_id: str) -> RunEntry:
     """The run named `run_id`, or a UserError saying why it cannot be compared."""
     if not valid_run_id(run_id):
         raise UserError(f"{run_id!r} is not a run id (ids look like 20260101-120000-0123456789abcdef).")
-    folder = runs_dir() / run_id
-    if not folder.is_dir():
+    folder = RunFolder.find(run_id)
+    if folder is None:
         raise UserError(f"Run {run_id} is not on this server (its folder was deleted, or the id is wrong).")
     entry = _entry(folder)
     if entry.state in ("queued", "running"):
-        step = read_status(folder).get("step")
+        step = folder.status().get("step")
         where = f" (step {step})" if step is not None else ""
         raise UserError(f"Run {run_id} is still {entry.state}{where}: compare it once it has completed.")
     if entry.state != "completed":
         why = f": {entry.message}" if entry.message else ""
         raise UserError(f"Run {run_id} {entry.state}{why}. Only completed runs can be compared.")
-    if not _has_final(folder):
+    if not folder.has_final():
         raise UserError(f"Run {run_id} has no final model on disk (final/ was deleted): train it again.")
     return entry
 
@@ -323,9 +316,9 @@ def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_
     source = comparable_run(eval_run) if eval_run else (runs[0] if runs else None)
     if source is None:
         raise UserError("Perplexity needs a run's eval set: pick at least one finished run (or name one).")
-    path = source.folder / "eval_set.npz"
+    path = source.folder.eval_set_path
     if not path.exists():
-        raise UserError(f"Run {source.run_id} has no eval_set.npz (it was deleted): pick another run.")
+        raise UserError(f"Run {source.run_id} has no {path.name} (it was deleted): pick another run.")
     with np.load(path) as npz:
         arrays = {k: npz[k][: max(1, int(max_rows))] for k in ("input_ids", "attention_mask", "labels")}
     eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
@@ -381,8 +374,7 @@ def check_link(link: CompareLink) -> None:
     """Unknown runs in a shared link get one message naming them all."""
     if not link.models:
         raise UserError("The link's ?compare= names no model: add run ids separated by commas.")
-    root = runs_dir()
-    unknown = [m for m in link.models if m != BASE and not (valid_run_id(m) and (root / m).is_dir())]
+    unknown = [m for m in link.models if m != BASE and RunFolder.find(m) is None]
     if unknown:
         raise UserError(f"The link names runs that are not on this server: {', '.join(unknown)}. "
                         "Pick models from the list instead.")

@@ -1,7 +1,7 @@
 """Calibration: a finished run's measured peak memory and throughput next to the prediction.
 
-A run folder (docs/interfaces.md) holds config.json (a TrainConfig dict) and, once it
-has finished, summary.json with peak_memory_bytes and tokens_per_s. We predict the same
+A run folder (engine.run_folder.RunFolder) holds the run's TrainConfig dict and, once it
+has finished, a summary with peak_memory_bytes and tokens_per_s. We predict the same
 settings, show both, and turn the measured tokens/s into a utilisation of the chosen
 GPU's peak, which then prices time and money for both methods.
 """
@@ -16,47 +16,38 @@ from pathlib import Path
 from engine.costs.flops import DEFAULT_UTILISATION, implied_utilisation
 from engine.costs.gpus import GpuPreset
 from engine.errors import UserError
-from engine.run_folder import read_json, runs_dir, valid_run_id
+from engine.run_folder import RunFolder
 
 _DEVICE_LINE = re.compile(r"device (\S+), mixed precision (\w+)")
 
 
 def finished_runs(root: Path | None = None) -> list[tuple[str, str]]:
     """(label, run_id) of runs with a summary, newest first, for a dropdown."""
-    root = Path(root) if root else runs_dir()
     out = []
-    for folder in sorted(root.iterdir(), reverse=True) if root.exists() else []:
-        summary = read_json(folder / "summary.json")
-        if folder.is_dir() and summary.get("tokens_per_s"):
-            cfg = read_json(folder / "config.json")
-            label = " · ".join([folder.name, str(cfg.get("method", "?")), str(cfg.get("model", "?")),
+    for folder in reversed(RunFolder.all(root)):
+        if folder.summary().get("tokens_per_s"):
+            cfg = folder.config()
+            label = " · ".join([folder.run_id, str(cfg.get("method", "?")), str(cfg.get("model", "?")),
                                 f"batch {cfg.get('batch_size', '?')}"])
-            out.append((label, folder.name))
+            out.append((label, folder.run_id))
     return out
 
 
 def read_run(run_id: str, root: Path | None = None) -> dict:
     """The run's config, summary and the device and precision it trained with."""
-    if not valid_run_id(run_id):
-        raise UserError(f"{run_id!r} is not a run id.")
-    folder = (Path(root) if root else runs_dir()) / run_id
-    config, summary = read_json(folder / "config.json"), read_json(folder / "summary.json")
-    if not config:
-        raise UserError(f"No run {run_id!r} in {folder.parent}.")
+    folder = RunFolder.open(run_id, root)  # a malformed id or an unknown run: a UserError saying which
+    config, summary = folder.config(), folder.summary()
     if not summary.get("tokens_per_s"):
-        raise UserError(f"Run {run_id} has not finished (no summary.json with tokens/s yet): pick a finished run.")
+        raise UserError(f"Run {run_id} has not finished (no summary with tokens/s yet): pick a finished run.")
     device, mixed = _device_and_precision(folder, summary)
     return {"run_id": run_id, "config": config, "summary": summary, "device": device, "mixed_precision": mixed}
 
 
-def _device_and_precision(folder: Path, summary: dict) -> tuple[str, str]:
-    """summary.json may name them; else the trainer's start line in the log says 'device X, mixed precision Y'."""
+def _device_and_precision(folder: RunFolder, summary: dict) -> tuple[str, str]:
+    """The summary may name them; else the trainer's start line in the log says 'device X, mixed precision Y'."""
     if summary.get("device"):
         return str(summary["device"]), str(summary.get("mixed_precision", "no"))
-    lines = list(read_json(folder / "status.json").get("log_tail", []))
-    log = folder / "worker.log"
-    if log.exists():
-        lines += log.read_text(errors="replace").splitlines()[:200]
+    lines = list(folder.status().get("log_tail", [])) + folder.log_head(200)
     for line in lines:
         found = _DEVICE_LINE.search(str(line))
         if found:

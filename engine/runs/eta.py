@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.hardware import planned_steps
-from engine.run_folder import read_json, run_ids, runs_dir
+from engine.run_folder import RunFolder
 
 # bench/train_throughput.py on 2 cores (README): bundled MiniLM, full, fp32, batch 16 x 128, 15.7 samples/s.
 CPU_BENCH = {"model": "bundled", "method": "full", "batch_size": 16, "seq_len": 128, "samples_per_s": 15.7,
@@ -60,14 +60,14 @@ def flops_per_token(model: str, method: str, batch: int, seq: int, device: str, 
     return float(est[method]["flops"]["per_token"])
 
 
-def _finished(root: Path, device: str) -> list[dict]:
+def _finished(root: Path | None, device: str) -> list[dict]:
     """Completed runs on this device kind: their config and measured tokens/s."""
     rows = []
-    for rid in run_ids(root):
-        summary = read_json(root / rid / "summary.json")
+    for run in RunFolder.all(root):
+        summary = run.summary()
         if summary.get("device") != device or not summary.get("tokens_per_s") or summary.get("stopped"):
             continue
-        rows.append({"config": read_json(root / rid / "config.json"), "tokens_per_s": float(summary["tokens_per_s"])})
+        rows.append({"config": run.config(), "tokens_per_s": float(summary["tokens_per_s"])})
     return rows
 
 
@@ -78,7 +78,6 @@ def _same(a: dict, b: dict) -> bool:
 
 def rate(cfg: dict, device: str, root: Path | None = None) -> tuple[float | None, str, str]:
     """(tokens/s, basis, explanation) for a config dict on this machine."""
-    root = Path(root) if root else runs_dir()
     runs = _finished(root, device)
     same = [r["tokens_per_s"] for r in runs if _same(r["config"], cfg)]
     if same:

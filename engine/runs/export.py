@@ -1,5 +1,5 @@
-"""Take a finished run's model home: a zip of final/ (full model or LoRA adapter, with its
-tokenizer), or a push to the user's own Hub repository with their own token."""
+"""Take a finished run's model home: a zip of its final model (full model or LoRA adapter,
+with its tokenizer), or a push to the user's own Hub repository with their own token."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.offline import is_offline
-from engine.run_folder import read_json, read_status
+from engine.run_folder import RunFolder
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def final_folder(run_dir: Path) -> Path:
-    final = Path(run_dir) / "final"
+    folder = RunFolder(run_dir)
+    final = folder.final_dir
     if not final.is_dir():
-        state = read_status(run_dir).get("state", "unknown")
+        state = folder.status().get("state", "unknown")
         raise UserError(f"Run {Path(run_dir).name} has no final model yet (it is {state}): "
                         f"wait until it completes, or resume it.")
     return final
@@ -41,11 +42,11 @@ def human_size(n_bytes: int) -> str:
 def zip_final(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, int]:
     """(zip path, size in bytes) of final/; built once and reused while final/ is unchanged.
 
-    out_dir defaults to run_dir/export; the web app passes a folder under the system temp
+    out_dir defaults to the run's export folder; the web app passes a folder under the system temp
     directory, which Gradio may serve for download wherever the runs folder lives."""
     final = final_folder(run_dir)
     kind = "lora-adapter" if is_adapter(final) else "model"
-    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "export"
+    out_dir = Path(out_dir) if out_dir else RunFolder(run_dir).export_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{Path(run_dir).name}-{kind}.zip"
     newest = max((p.stat().st_mtime for p in final.rglob("*")), default=final.stat().st_mtime)
@@ -58,8 +59,8 @@ def zip_final(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, int]:
 
 
 def model_card(run_dir: Path) -> str:
-    config = read_json(Path(run_dir) / "config.json")
-    summary = read_json(Path(run_dir) / "summary.json")
+    folder = RunFolder(run_dir)
+    config, summary = folder.config(), folder.summary()
     method = "LoRA adapter" if config.get("method") == "lora" else "fully fine-tuned model"
     before, after = summary.get("eval_perplexity_before"), summary.get("eval_perplexity_after")
     lines = [

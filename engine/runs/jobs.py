@@ -25,26 +25,10 @@ import time
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.run_folder import (
-    RESUMABLE_STATES,
-    history_row,
-    is_final,
-    latest_checkpoint_step,
-    latest_metrics,
-    log_tail,
-    new_run_id,
-    read_json,
-    read_status,
-    run_folder,
-    run_ids,
-    runs_dir,
-    update_status,
-    write_json_atomic,
-)
+from engine.run_folder import RESUMABLE_STATES, RunFolder, is_final, new_run_id, runs_dir
 from engine.runs.owners import is_admin, is_owner, owner_hash, write_owner
 from engine.runs.process import DEFAULT_TRAIN_TARGET, WorkerHandle, describe_exit, launch, pid_is_worker
 from engine.runs.queue import RunQueue
-from engine.runs.worker import CANCEL_FLAG
 from engine.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -110,13 +94,11 @@ class Jobs:
             if earlier and now - earlier[1] < DEDUPE_SECONDS:
                 raise DuplicateSubmission(earlier[0], now - earlier[1])
             run_id = new_run_id()
-            folder = self.root / run_id
-            folder.mkdir(parents=True)
-            write_json_atomic(folder / "config.json", {**cfg.to_dict(), "run_id": run_id, "created_at": now})
+            folder = RunFolder.create(self.root, run_id, cfg.to_dict(), now)
             if owner:
                 write_owner(folder, owner)
-            update_status(folder, state="queued", message="Waiting for a free worker slot", created_at=now,
-                          step=0, total_steps=None, log_tail=[], notices=notices)
+            folder.update_status(state="queued", message="Waiting for a free worker slot", created_at=now,
+                                 step=0, total_steps=None, log_tail=[], notices=notices)
             self.queue.push(run_id)
             self._recent = {k: v for k, v in self._recent.items() if now - v[1] < DEDUPE_SECONDS}
             self._recent[key] = (run_id, now)
@@ -126,12 +108,12 @@ class Jobs:
     def _start_waiting(self) -> None:
         """Fill free worker slots from the head of the queue (caller holds the lock)."""
         while (nxt := self.queue.next_to_start()) is not None:
-            folder = self.root / nxt.run_id
-            (folder / CANCEL_FLAG).unlink(missing_ok=True)
+            folder = self._at(nxt.run_id)
+            folder.clear_cancel()
             # "running" before the process exists: a worker that fails at once writes "failed"
             # after this, never before it (which this write would then hide).
-            update_status(folder, state="running", pid=None, started_at=time.time(),
-                          message="Starting the worker" + (" to resume" if nxt.resume else ""))
+            folder.update_status(state="running", pid=None, started_at=time.time(),
+                                 message="Starting the worker" + (" to resume" if nxt.resume else ""))
             try:
                 handle = launch(folder, nxt.resume, self.train_target)
             except OSError as exc:
@@ -141,8 +123,13 @@ class Jobs:
 
     # ------------------------------------------------------------ reading
 
-    def folder(self, run_id: str) -> Path:
-        return run_folder(self.root, run_id)
+    def folder(self, run_id: str) -> RunFolder:
+        """An existing run of this registry, or a UserError saying what was wrong with the id."""
+        return RunFolder.open(run_id, self.root)
+
+    def _at(self, run_id: str) -> RunFolder:
+        """A run this registry already knows (queued or running): no id check needed."""
+        return RunFolder(self.root / run_id)
 
     def status(self, run_id: str, detail: bool = True) -> dict:
         """Everything a watcher needs, read from disk (anyone with the id may read it).
@@ -151,28 +138,27 @@ class Jobs:
         new metric rows itself, by byte offset, instead of the whole file every second)."""
         folder = self.folder(run_id)
         self.check()
-        status = read_status(folder)
-        config = read_json(folder / "config.json")
+        status, config = folder.status(), folder.config()
         with self._lock:
-            position = self.queue.position(folder.name)
+            position = self.queue.position(folder.run_id)
         live = status.get("state") in ("running", "queued")
         return {
             **status,
-            "run_id": folder.name,
+            "run_id": folder.run_id,
             "model": config.get("model"),
             "method": config.get("method"),
             "queue_position": position,
-            "log_tail": log_tail(folder) if live or not status.get("log_tail") else status["log_tail"],
-            "latest": latest_metrics(folder) if detail else {},
-            "summary": read_json(folder / "summary.json") if detail else {},
-            "cancel_requested": live and (folder / CANCEL_FLAG).exists(),
+            "log_tail": folder.log_tail() if live or not status.get("log_tail") else status["log_tail"],
+            "latest": folder.latest_metrics() if detail else {},
+            "summary": folder.summary() if detail else {},
+            "cancel_requested": live and folder.cancel_requested(),
             "resumable": status.get("state") in RESUMABLE_STATES,
-            "last_checkpoint_step": latest_checkpoint_step(folder),
+            "last_checkpoint_step": folder.latest_checkpoint_step(),
         }
 
     def list_runs(self) -> list[dict]:
         """Every run on disk, newest first, with what the history table shows."""
-        rows = [history_row(self.root / run_id) for run_id in run_ids(self.root)]
+        rows = [folder.history_row() for folder in RunFolder.all(self.root)]
         with self._lock:
             for row in rows:
                 row["queue_position"] = self.queue.position(row["run_id"])
@@ -187,46 +173,46 @@ class Jobs:
         folder = self.folder(run_id)
         self._require_control(folder, owner, admin_token, "cancel")
         with self._lock:
-            status = read_status(folder)
+            status = folder.status()
             if is_final(status):
-                raise UserError(f"Run {folder.name} has already finished ({status['state']}): "
+                raise UserError(f"Run {folder.run_id} has already finished ({status['state']}): "
                                 f"there is nothing to cancel.")
-            if self.queue.remove(folder.name) or status.get("state") == "queued":
+            if self.queue.remove(folder.run_id) or status.get("state") == "queued":
                 self._finish(folder, "cancelled", "Cancelled while waiting in the queue, before it started.")
-                return f"Run {folder.name} was cancelled before it started."
-            (folder / CANCEL_FLAG).touch()
-            update_status(folder, message="Cancelling: training stops after the current step and saves a checkpoint")
-        return (f"Cancel requested for run {folder.name}: it stops after the current step and saves a "
+                return f"Run {folder.run_id} was cancelled before it started."
+            folder.request_cancel()
+            folder.update_status(message="Cancelling: training stops after the current step and saves a checkpoint")
+        return (f"Cancel requested for run {folder.run_id}: it stops after the current step and saves a "
                 f"checkpoint (forced after {self.cancel_grace_s:.0f} s).")
 
     def resume(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
         folder = self.folder(run_id)
         self._require_control(folder, owner, admin_token, "resume")
         with self._lock:
-            state = read_status(folder).get("state")
+            state = folder.status().get("state")
             if state not in RESUMABLE_STATES:
-                raise UserError(f"Run {folder.name} is {state}: only interrupted, cancelled or failed runs "
+                raise UserError(f"Run {folder.run_id} is {state}: only interrupted, cancelled or failed runs "
                                 f"can be resumed.")
-            step = latest_checkpoint_step(folder)
+            step = folder.latest_checkpoint_step()
             where = (f"from its checkpoint at step {step}" if step is not None
                      else "from the start (no checkpoint was saved)")
-            (folder / CANCEL_FLAG).unlink(missing_ok=True)
-            update_status(folder, state="queued", message=f"Queued to resume {where}", finished_at=None,
-                          resumed_at=time.time())
-            self.queue.push(folder.name, resume=True)
+            folder.clear_cancel()
+            folder.update_status(state="queued", message=f"Queued to resume {where}", finished_at=None,
+                                 resumed_at=time.time())
+            self.queue.push(folder.run_id, resume=True)
             self._start_waiting()
-        waiting = self.queue.position(folder.name)
-        return f"Run {folder.name} resumes {where}" + (f" (position {waiting} in the queue)." if waiting else ".")
+        waiting = self.queue.position(folder.run_id)
+        return f"Run {folder.run_id} resumes {where}" + (f" (position {waiting} in the queue)." if waiting else ".")
 
-    def _require_control(self, folder: Path, owner: str | None, admin_token: str | None, action: str) -> None:
+    def _require_control(self, folder: RunFolder, owner: str | None, admin_token: str | None, action: str) -> None:
         if not (is_owner(folder, owner) or is_admin(admin_token)):
             raise UserError(
-                f"Only the browser session that started run {folder.name} (or the holder of the admin "
+                f"Only the browser session that started run {folder.run_id} (or the holder of the admin "
                 f"token) can {action} it; anyone with the link can watch it."
             )
 
-    def _finish(self, folder: Path, state: str, message: str) -> None:
-        update_status(folder, state=state, message=message, finished_at=time.time(), log_tail=log_tail(folder))
+    def _finish(self, folder: RunFolder, state: str, message: str) -> None:
+        folder.update_status(state=state, message=message, finished_at=time.time(), log_tail=folder.log_tail())
 
     # ------------------------------------------------------------ supervision
 
@@ -234,33 +220,29 @@ class Jobs:
         """Reap finished workers, kill cancelled ones past the grace period, start queued runs."""
         with self._lock:
             for run_id, handle in list(self.queue.running.items()):
-                folder = self.root / run_id
+                folder = self._at(run_id)
                 code = handle.exit_code()
                 if code is None:
                     self._enforce_cancel(folder, handle)
                     continue
                 del self.queue.running[run_id]
-                status = read_status(folder)
+                status = folder.status()
                 if not is_final(status):
                     self._mark_dead(folder, status, code)
             self._start_waiting()
 
-    def _enforce_cancel(self, folder: Path, handle: WorkerHandle) -> None:
-        flag = folder / CANCEL_FLAG
-        try:
-            waited = time.time() - flag.stat().st_mtime
-        except FileNotFoundError:
-            return
-        if waited < self.cancel_grace_s:
+    def _enforce_cancel(self, folder: RunFolder, handle: WorkerHandle) -> None:
+        asked_at = folder.cancel_requested_at()
+        if asked_at is None or time.time() - asked_at < self.cancel_grace_s:
             return
         handle.kill()
-        self.queue.running.pop(folder.name, None)
-        step = read_status(folder).get("step", 0)
+        self.queue.running.pop(folder.run_id, None)
+        step = folder.status().get("step", 0)
         self._finish(folder, "cancelled", f"Cancelled by force at step {step}: the worker did not stop within "
                                           f"{self.cancel_grace_s:.0f} s. Resume continues from the last checkpoint.")
 
-    def _mark_dead(self, folder: Path, status: dict, code: int) -> None:
-        step = latest_checkpoint_step(folder)
+    def _mark_dead(self, folder: RunFolder, status: dict, code: int) -> None:
+        step = folder.latest_checkpoint_step()
         resume = (f"Resume continues from the checkpoint at step {step}." if step is not None
                   else "Resume starts it again (no checkpoint yet).")
         self._finish(folder, "interrupted",
@@ -275,9 +257,8 @@ class Jobs:
 
     def _recover(self) -> None:
         """After a (re)start: adopt live workers, mark runs whose worker is gone as interrupted."""
-        for run_id in run_ids(self.root):
-            folder = self.root / run_id
-            status = read_status(folder)
+        for folder in RunFolder.all(self.root):
+            status, run_id = folder.status(), folder.run_id
             state = status.get("state")
             if state == "running" and pid_is_worker(status.get("pid"), run_id):
                 self.queue.running[run_id] = WorkerHandle(run_id, int(status["pid"]))
@@ -330,7 +311,7 @@ def list_runs() -> list[dict]:
 
 def run_dir(run_id: str) -> Path:
     """The folder of an existing run (for the Compare tab and exports)."""
-    return registry().folder(run_id)
+    return registry().folder(run_id).path
 
 
 def status_json(run_id: str) -> str:

@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from engine.run_folder import read_json, write_json_atomic
+from engine.run_folder import RunFolder, read_json, write_json_atomic
 
 
 def owner_hash(token: str) -> str:
@@ -16,14 +16,14 @@ def owner_hash(token: str) -> str:
     return hashlib.sha256(("mlm-studio-owner:" + token).encode()).hexdigest()
 
 
-def write_owner(run_dir: Path, token: str) -> None:
-    write_json_atomic(Path(run_dir) / "owner.json", {"owner": owner_hash(token)})
+def write_owner(folder: RunFolder, token: str) -> None:
+    write_json_atomic(folder.owner_path, {"owner": owner_hash(token)})
 
 
-def is_owner(run_dir: Path, token: str | None) -> bool:
+def is_owner(folder: RunFolder, token: str | None) -> bool:
     if not token:
         return False
-    stored = read_json(Path(run_dir) / "owner.json").get("owner", "")
+    stored = read_json(folder.owner_path).get("owner", "")
     return bool(stored) and hmac.compare_digest(stored, owner_hash(token))
 
 

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.run_folder import RunFolder
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRAIN_TARGET = "engine.training.loop:train"
 UNKNOWN_EXIT = 1 << 16  # an adopted worker is not our child: its exit status cannot be read
@@ -47,9 +49,9 @@ class WorkerHandle:
                 pass
 
 
-def launch(run_dir: Path, resume: bool = False, train_target: str = DEFAULT_TRAIN_TARGET) -> WorkerHandle:
-    """Start the worker for `run_dir`; its stdout and stderr go to run_dir/worker.log."""
-    cmd = [sys.executable, "-m", "engine.runs.worker", str(run_dir), "--train", train_target]
+def launch(folder: RunFolder, resume: bool = False, train_target: str = DEFAULT_TRAIN_TARGET) -> WorkerHandle:
+    """Start the worker for `folder`; its stdout and stderr go to the run's log (RunFolder.log_path)."""
+    cmd = [sys.executable, "-m", "engine.runs.worker", str(folder.path), "--train", train_target]
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -59,12 +61,12 @@ def launch(run_dir: Path, resume: bool = False, train_target: str = DEFAULT_TRAI
     # with the cores to itself. OMP_WAIT_POLICY=ACTIVE in the server's environment reverts it.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    with open(Path(run_dir) / "worker.log", "ab") as log:
+    with open(folder.log_path, "ab") as log:
         popen = subprocess.Popen(
             cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-    return WorkerHandle(Path(run_dir).name, popen.pid, popen)
+    return WorkerHandle(folder.run_id, popen.pid, popen)
 
 
 def pid_is_worker(pid: int | None, run_id: str) -> bool:

@@ -1,43 +1,30 @@
-"""Checkpoints of a run: `checkpoints/step-<N>/` with `model/` and `state.pt`.
+"""Checkpoints of a run: a loadable model folder (full: weights + tokenizer; LoRA: the
+adapter + tokenizer) and a state file with the rest of what resuming needs.
 
-`model/` is a loadable model folder (full: weights + tokenizer; LoRA: the adapter +
-tokenizer), `state.pt` the rest of what resuming needs. A checkpoint is written into a
-hidden temporary folder and renamed into place, so a worker killed mid-save leaves the
+Where they live is engine.run_folder.RunFolder's business: it writes a checkpoint into a
+hidden temporary folder and renames it into place, so a worker killed mid-save leaves the
 previous checkpoint as the newest complete one.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import torch
 
+from engine.run_folder import RunFolder
+
 KEEP = 2  # the newest two: one to resume from, one spare should the newest be damaged
-STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def checkpoints_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints"
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints, oldest first."""
-    root = checkpoints_dir(run_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        match = STEP_DIR.match(path.name)
-        if match and (path / "state.pt").exists() and (path / "model").is_dir():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return RunFolder(run_dir).checkpoints()
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
+    return RunFolder(run_dir).latest_checkpoint()
 
 
 def rng_state() -> dict:
@@ -54,21 +41,20 @@ def restore_rng(state: dict) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model, tokenizer, state: dict) -> Path:
-    """Write step-<step>/ atomically and drop all but the newest KEEP checkpoints."""
-    root = checkpoints_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp, final = root / f".step-{step}.tmp", root / f"step-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp / "model")
-    tokenizer.save_pretrained(tmp / "model")
-    torch.save({**state, "step": step, "rng": rng_state()}, tmp / "state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for _, old in list_checkpoints(run_dir)[:-KEEP]:
+    """Write the checkpoint of `step` atomically and drop all but the newest KEEP checkpoints."""
+    folder = RunFolder(run_dir)
+
+    def write(path: Path) -> None:
+        model.save_pretrained(RunFolder.checkpoint_model(path))
+        tokenizer.save_pretrained(RunFolder.checkpoint_model(path))
+        torch.save({**state, "step": step, "rng": rng_state()}, RunFolder.checkpoint_state(path))
+
+    saved = folder.write_checkpoint(step, write)
+    for _, old in folder.checkpoints()[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
-    return final
+    return saved
 
 
 def load_state(checkpoint: Path) -> dict:
     # Our own file: optimizer/scheduler state dicts, numbers and RNG byte tensors only.
-    return torch.load(Path(checkpoint) / "state.pt", map_location="cpu", weights_only=True)
+    return torch.load(RunFolder.checkpoint_state(checkpoint), map_location="cpu", weights_only=True)

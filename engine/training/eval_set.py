@@ -2,8 +2,8 @@
 
 The course evaluates with a collator that draws new masks at every evaluation, so two
 perplexities differ by masking noise as well as by training. Here the test chunks are
-masked once with the run's seed, saved to `eval_set.npz`, and every evaluation of the
-run (and the Compare tab's) reads the same masked tokens.
+masked once with the run's seed, saved in the run folder (RunFolder.eval_set_path), and
+every evaluation of the run (and the Compare tab's) reads the same masked tokens.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import torch.nn.functional as F
 
 from engine.errors import UserError
 from engine.mlm_head import masked_logits
+from engine.run_folder import RunFolder
 from engine.training.batches import derived_seed, mask_rows, seeded_collator
 from engine.training.config import TrainConfig
 
-FILE = "eval_set.npz"
 KEYS = ("input_ids", "attention_mask", "labels")
 
 
@@ -36,16 +36,14 @@ def build_eval_set(columns: dict[str, np.ndarray], tokenizer, cfg: TrainConfig) 
 
 
 def save_eval_set(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = Path(run_dir) / f".{FILE}.tmp.npz"
-    np.savez(tmp, **{k: arrays[k] for k in KEYS})
-    tmp.replace(Path(run_dir) / FILE)
+    RunFolder(run_dir).write_eval_set(lambda tmp: np.savez(tmp, **{k: arrays[k] for k in KEYS}))
 
 
 def load_eval_set(path: Path) -> dict[str, np.ndarray]:
     """A run's eval set (`path` is the run folder or the .npz file itself)."""
     path = Path(path)
     if path.is_dir():
-        path = path / FILE
+        path = RunFolder(path).eval_set_path
     if not path.exists():
         raise UserError(f"No eval set at {path}: the run has not started training yet.")
     with np.load(path) as npz:

@@ -2,8 +2,8 @@
 
 `train(cfg, run_dir)` runs in the calling process: the jobs worker calls it, and so does
 `python -m engine train` (also under `accelerate launch` for several GPUs, where only
-the main process writes files). Status is the caller's business; this module writes
-metrics.jsonl, eval_set.npz, checkpoints/, final/ and summary.json.
+the main process writes files). Status is the caller's business; this module writes the
+metrics, the eval set, checkpoints, the final model and the summary, through RunFolder.
 
 Why a hand-written loop rather than Trainer: the loss runs the vocabulary projection,
 and the last layer past its attention, on masked positions only (engine.mlm_head,
@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from engine import masked_last_layer
-from engine import run_folder as run_files
 from engine.data import corpus as data
 from engine.mlm_head import masked_lm_loss, unwrap
 from engine.models import load_mlm
+from engine.run_folder import RunFolder
 from engine.training import checkpoints, cpu_allocator, cpu_dropout, lora
 from engine.training.batches import StepBatches, take
 from engine.training.config import TrainConfig
@@ -84,33 +84,33 @@ def _accelerator(cfg: TrainConfig, log: Log):
 def _load_model(cfg: TrainConfig, checkpoint: Path | None):
     """(model, tokenizer, info); from the checkpoint's weights when resuming."""
     if cfg.method == "full" and checkpoint is not None:
-        loaded = load_mlm(str(checkpoint / "model"))
+        loaded = load_mlm(str(RunFolder.checkpoint_model(checkpoint)))
     else:
         loaded = load_mlm(cfg.model)
     model = loaded.model
     if cfg.method == "lora":
         if checkpoint is not None:
-            model = lora.load_adapter(model, checkpoint / "model", cfg.model)
+            model = lora.load_adapter(model, RunFolder.checkpoint_model(checkpoint), cfg.model)
         else:
             model = lora.wrap_lora(model, cfg, loaded.info.model_type, cfg.model)
     model.train()
     return model, loaded.tokenizer, loaded.info
 
 
-def _data(cfg: TrainConfig, tokenizer, max_length: int, run_dir: Path, is_main: bool):
+def _data(cfg: TrainConfig, tokenizer, max_length: int, folder: RunFolder, is_main: bool):
     """Training chunk columns, and the fixed eval set (main process only; reused on resume)."""
     prepared = data.prepare(cfg.corpus, tokenizer, cfg.chunk_size, max_length)
     chunks = prepared.chunks
     train_cols = take(chunks["train"], data.downsample(len(chunks["train"]["input_ids"]), cfg.train_size, cfg.seed))
     eval_arrays = None
     if is_main:
-        if (run_dir / "eval_set.npz").exists():
-            eval_arrays = load_eval_set(run_dir)
+        if folder.eval_set_path.exists():
+            eval_arrays = load_eval_set(folder.eval_set_path)
         else:
             test = chunks["test"]
             test_cols = take(test, data.downsample(len(test["input_ids"]), cfg.test_size, cfg.seed))
             eval_arrays = build_eval_set(test_cols, tokenizer, cfg)
-            save_eval_set(run_dir, eval_arrays)
+            save_eval_set(folder.path, eval_arrays)
     return train_cols, eval_arrays
 
 
@@ -150,6 +150,7 @@ class _Run:
 
     def __init__(self, cfg, run_dir, should_stop, progress, log):
         self.cfg, self.run_dir, self.should_stop, self.progress, self.log = cfg, run_dir, should_stop, progress, log
+        self.folder = RunFolder(run_dir)
         self.acc = _accelerator(cfg, log)
         self.main = self.acc.is_main_process
         if self.main:
@@ -172,7 +173,7 @@ class _Run:
             cpu_allocator.install()  # big tensors reuse their pages from step to step: see the module
         self.model_type = info.model_type
         with acc.main_process_first():  # the first process fills the tokenization cache
-            train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.run_dir, self.main)
+            train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.folder, self.main)
         self.batches = StepBatches(train_cols, self.tokenizer, cfg, acc.process_index, acc.num_processes, acc.device)
         self.total = self.batches.total_steps()
         self.trainable, self.total_params = lora.count_params(model)
@@ -208,7 +209,7 @@ class _Run:
             self.log(f"Resuming from step {self.step} (epoch {self.epoch:.2f}).")
         if resume and self.main:
             # Rows after the checkpoint will be logged again; a fresh start drops them all.
-            run_files.truncate_metrics_after(self.run_dir, self.step if state else -1)
+            self.folder.truncate_metrics_after(self.step if state else -1)
         self.start = time.perf_counter()
 
     # ------------------------------------------------------------ the loop
@@ -244,7 +245,7 @@ class _Run:
         self._save_final()
         summary = self._summary(stopped=False, ppl_after=ppl_after)
         if self.main:
-            run_files.write_json_atomic(self.run_dir / "summary.json", summary)
+            self.folder.write_summary(summary)
         self.log(f"Done: perplexity {self.ppl_before} -> {ppl_after} in {self.total} steps.")
         return summary
 
@@ -279,7 +280,7 @@ class _Run:
         if self.acc.num_processes > 1:
             row["loss"] = round(float(self.acc.reduce(torch.tensor(row["loss"], device=self.acc.device), "mean")), 6)
         if self.main:
-            run_files.append_metric(self.run_dir, row)
+            self.folder.append_metric(row)
         self.log(
             f"step {self.step}/{self.total} | epoch {self.epoch:.2f} | loss {row['loss']:.4f} | "
             f"lr {row['lr']:.2e} | grad norm {row['grad_norm']:.3f} | {row['samples_per_s']:.1f} samples/s"
@@ -298,7 +299,7 @@ class _Run:
                 loss, ppl = evaluate(self._model(), self.eval_arrays, self.cfg.batch_size)
             row = {"kind": "eval", "step": self.step, "epoch": self.epoch, "eval_loss": round(loss, 6),
                    "eval_perplexity": round(ppl, 4), "elapsed_s": self._elapsed()}
-            run_files.append_metric(self.run_dir, row)
+            self.folder.append_metric(row)
             self.log(f"eval at step {self.step}: loss {loss:.4f}, perplexity {ppl:.2f}")
             ppl = row["eval_perplexity"]
         self.acc.wait_for_everyone()
@@ -307,11 +308,11 @@ class _Run:
     def _evaluated_steps(self) -> set[int]:
         if not self.main:
             return set()
-        rows, _ = run_files.read_metrics(self.run_dir)
+        rows, _ = self.folder.metrics()
         return {r["step"] for r in rows if r.get("kind") == "eval"}
 
     def _last_ppl(self) -> float | None:
-        rows, _ = run_files.read_metrics(self.run_dir)
+        rows, _ = self.folder.metrics()
         evals = [r for r in rows if r.get("kind") == "eval" and r["step"] == self.total]
         return evals[-1]["eval_perplexity"] if evals else None
 
@@ -336,14 +337,11 @@ class _Run:
     def _save_final(self) -> None:
         """final/: the whole model (full) or the adapter (LoRA), with the tokenizer."""
         if self.main:
-            import shutil
+            def write(path: Path) -> None:
+                self._model().save_pretrained(path)
+                self.tokenizer.save_pretrained(path)
 
-            tmp, final = self.run_dir / ".final.tmp", self.run_dir / "final"
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._model().save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
+            self.folder.write_final(write)
         self.acc.wait_for_everyone()
 
     def _summary(self, stopped: bool, ppl_after: float | None) -> dict:
