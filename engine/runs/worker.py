@@ -23,7 +23,6 @@ from pathlib import Path
 from engine.offline import ensure_mode
 
 CANCEL_FLAG = "cancel"
-CONFIG_EXTRAS = ("run_id", "created_at")  # jobs adds these to TrainConfig.to_dict()
 
 
 class Terminated(Exception):
@@ -107,8 +106,7 @@ def run(run_dir: Path, resume: bool, train_target: str) -> int:
                   message="Loading model and data")
     code, fields = 0, {}
     try:
-        raw = {k: v for k, v in read_json(run_dir / "config.json").items() if k not in CONFIG_EXTRAS}
-        cfg = TrainConfig.from_dict(raw)
+        cfg = TrainConfig.from_record(read_json(run_dir / "config.json"))
         train = load_train(train_target)
         stop = StopRule(run_dir)
         result = train(cfg, run_dir, should_stop=stop, resume=resume, progress=Reporter(run_dir))
