@@ -7,7 +7,7 @@ one, so every tab, the API and the CLI answer a bad number the same way:
     whole("1,000", "Corpus tokens")            -> 1000     (thousands separators, a leading $)
     whole(1.5, "Batch size")                   -> UserError "Batch size must be a whole number, got 1.5."
     check_chunk_size(64, max_length=512)       -> 64       (the one chunk / sequence length rule)
-    format_bytes(3 * 2**20)                    -> "3.0 MiB"
+    format_bytes(3 * 2**20)                    -> "3.0 MB"
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ def check_chunk_size(value, max_length: int | None = None, label: str = "Chunk s
 
 
 def format_bytes(n: float) -> str:
-    """A size for people: '512 bytes', '1.5 KiB', '12.3 MiB', '1,234.5 GiB' (powers of 1024)."""
-    unit, size = next(((u, s) for u, s in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)) if abs(n) >= s), ("", 1))
+    """A size for people: '512 bytes', '1.5 KB', '12.3 MB', '1,234.5 GB' (powers of 1024, named as
+    file managers name them; the Costs tab's fixed-unit figures say GiB and MiB, see gib/mib)."""
+    unit, size = next(((u, s) for u, s in (("GB", GIB), ("MB", MIB), ("KB", KIB)) if abs(n) >= s), ("", 1))
     return f"{n / size:,.1f} {unit}" if unit else f"{n:,.0f} bytes"
 
 

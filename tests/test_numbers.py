@@ -98,7 +98,7 @@ def test_every_chunk_size_check_is_the_same_rule():
 
 
 @pytest.mark.parametrize("n, text", [
-    (0, "0 bytes"), (812, "812 bytes"), (1536, "1.5 KiB"), (3 * MIB, "3.0 MiB"), (1234.5 * GIB, "1,234.5 GiB"),
+    (0, "0 bytes"), (812, "812 bytes"), (1536, "1.5 KB"), (3 * MIB, "3.0 MB"), (1234.5 * GIB, "1,234.5 GB"),
 ])
 def test_format_bytes(n, text):
     assert format_bytes(n) == text
