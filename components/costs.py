@@ -83,7 +83,7 @@ def run_estimate(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_sa
 
 
 def _given(value, label: str):
-    return number(value, label)  # "Batch size is empty: it must be a number." (engine.numbers)
+    return number(value, label)  # "Batch size must be a number; the field is empty." (engine.numbers)
 
 
 def show(result: dict):

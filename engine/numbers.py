@@ -38,7 +38,7 @@ def number(value, label: str, *, whole: bool = False, what: str = "") -> float |
     """
     kind = ("whole number" if whole else "number") + what
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise UserError(f"{label} is empty: it must be a {kind}.")
+        raise UserError(f"{label} must be a {kind}; the field is empty.")
     try:
         parsed = _parse(value)
     except (TypeError, ValueError):

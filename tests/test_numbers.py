@@ -31,8 +31,8 @@ def test_numbers_from_widgets_text_and_json(raw, expected):
 @pytest.mark.parametrize("raw, message", [
     ("fast", "Learning rate must be a number, got 'fast'."),
     ([1], "Learning rate must be a number, got [1]."),
-    (None, "Learning rate is empty: it must be a number."),
-    ("  ", "Learning rate is empty: it must be a number."),
+    (None, "Learning rate must be a number; the field is empty."),
+    ("  ", "Learning rate must be a number; the field is empty."),
     ("inf", "Learning rate must be a finite number, got 'inf'."),
     (math.nan, "Learning rate must be a finite number, got nan."),
 ])
