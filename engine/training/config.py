@@ -155,8 +155,10 @@ def _out_of_range(value, meta) -> str:
 
 
 def _corpus(corpus) -> CorpusConfig:
-    if not isinstance(corpus, dict):
+    if isinstance(corpus, CorpusConfig):
         return corpus
+    if not isinstance(corpus, dict):
+        raise UserError(f"Corpus must be an object of corpus settings like {{\"source\": \"imdb\"}}, got {corpus!r}.")
     known = {f.name for f in fields(CorpusConfig)}
     bad = set(corpus) - known
     if bad:
