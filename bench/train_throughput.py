@@ -14,7 +14,7 @@ course's recipe as the course runs it; and on CPU the course's recipe given our 
 setting too (engine/cpu_allocator.py), the stricter reference, since the Trainer gains
 from it as well. --ablations adds our loop without one part at a time: PyTorch's own
 dropout (MLM_NATIVE_DROPOUT=1), glibc's default malloc (MLM_DEFAULT_MALLOC=1), and the
-whole last layer (engine/masked_last_layer.py not installed).
+whole last layer (engine.mlm_head.install not called).
 
 --arch builds a randomly initialised model of that size (no download needed); speed does
 not depend on the weights. On a GPU the script also prints model FLOPs utilisation.
@@ -123,8 +123,8 @@ def _mixed(precision: str) -> str:
 def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float = 0.15) -> float:
     """Training FLOPs of one chunk (forward + backward = 3x forward) that our loop runs: the
     encoder's matmuls and attention scores, the last layer past its attention and the MLM
-    head at the masked positions only (engine/masked_last_layer.py, engine/mlm_head.py)."""
-    from engine import masked_last_layer
+    head at the masked positions only (engine/mlm_head.py)."""
+    from engine import mlm_head
 
     loaded = load_mlm(model_ref)
     inner = loaded.model
@@ -132,7 +132,7 @@ def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float 
     embed = sum(p.numel() for n, p in inner.named_parameters() if "embeddings" in n)
     head = sum(p.numel() for n, p in inner.named_parameters() if n.startswith(("cls.", "vocab_", "lm_head.")))
     encoder = sum(p.numel() for p in inner.parameters()) - embed - head
-    last = masked_last_layer.encoder_layers(inner.base_model)[-1]
+    last = mlm_head.encoder_layers(inner.base_model)[-1]
     attention_part = "attention.self." if hasattr(last.attention, "self") else "attention."
     post_attention = sum(p.numel() for n, p in last.named_parameters() if not n.startswith(attention_part))
     attention = 2 * 2 * info.layers * seq_len * info.hidden_size  # QK^T and AV, per token
@@ -166,9 +166,9 @@ def run_variant(args) -> None:
 
         cpu_allocator.install()
     if args.full_last_layer:
-        from engine import masked_last_layer
+        from engine import mlm_head
 
-        masked_last_layer.install = lambda base_model: False
+        mlm_head.install = lambda base_model: False
     model_ref = args.model_ref
     corpus, columns = chunks_for(model_ref, args.seq_len, args.n, args.seed)
     seconds = time_ours(model_ref, corpus, args) if args.variant == "ours" else time_course(model_ref, columns, args)

@@ -19,6 +19,7 @@ from engine.compare.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, r
 from engine.compare.model_cache import View, human_bytes, shared_cache
 from engine.errors import UserError
 from engine.models import ModelInfo, default_model_ref, tokenization_view
+from engine.numbers import whole
 
 COURSE_SIZES = "the course contrasts DistilBERT's 67M with BERT-base's 110M"
 
@@ -77,7 +78,7 @@ def run_fill_mask(ref: str, text: str, top_k: float):
     with cache.lock:  # no other request may evict the view between loading and use
         view = _model(ref)
         with cache.activate(view) as model:
-            result = fill_mask(model, view.tokenizer, text, int(top_k))
+            result = fill_mask(model, view.tokenizer, text, top_k)  # check_top_k parses it
     notices = list(result.notices)
     if not view.info.head_trained:
         notices.insert(0, "MLM head untrained until fine-tuned: these are random guesses, not a pretrained MLM's.")
@@ -96,7 +97,7 @@ def _page_url(request: gr.Request | None) -> str:
 
 
 def _compare_outputs(models, text, top_k, ref, page_url: str):
-    result = cmp.compare(list(models or []), text, int(top_k), ref)
+    result = cmp.compare(list(models or []), text, top_k, ref)
     notices = "\n".join(f"- {n}" for n in result.notices)
     link = cmp.build_link(cmp.CompareLink(tuple(models), text), page_url)
     memory = pd.DataFrame(shared_cache().memory_rows())
@@ -119,7 +120,7 @@ def run_prompts(models: list[str], prompts: str, ref: str):
 
 @user_errors
 def run_perplexity(models: list[str], ref: str, max_rows: float):
-    frame = cmp.perplexity_table(list(models or []), ref, max_rows=int(max_rows))
+    frame = cmp.perplexity_table(list(models or []), ref, max_rows=max_rows)
     note = (f"Eval set: run {frame.attrs['eval_run']}'s eval_set.npz, first {int(frame['eval_chunks'].iloc[0])} "
             "chunks. Recorded figures come from each run's summary.json (its own eval set).")
     return frame, perplexity_figure(frame), note
@@ -128,7 +129,8 @@ def run_perplexity(models: list[str], ref: str, max_rows: float):
 @user_errors
 def run_downstream(models: list[str], ref: str, n_reviews: float, n_seeds: float, progress=gr.Progress()):
     progress(0.1, desc="Encoding reviews with each model")
-    cfg = ProbeConfig(n_reviews=int(n_reviews), seeds=tuple(range(int(n_seeds))))
+    cfg = ProbeConfig(n_reviews=whole(n_reviews, "Number of reviews"),
+                      seeds=tuple(range(whole(n_seeds, "Number of seeds"))))
     frame = downstream_check(list(models or []), ref, cfg)
     return frame, downstream_figure(frame)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-GIB = 1024**3
+from engine.numbers import GIB
+
 PART_STYLE = {  # part -> (label, colour)
     "weights": ("weights (+ autocast copies)", "#64748b"),
     "gradients": ("gradients", "#f59e0b"),

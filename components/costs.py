@@ -61,8 +61,8 @@ from engine.costs.flops import DEFAULT_UTILISATION
 from engine.costs.gpus import DEFAULT_GPU, PRESETS, preset
 from engine.costs.memory import OPTIMIZER_LABELS, PARTS
 from engine.errors import UserError
+from engine.numbers import GIB, MIB, number, whole
 
-GIB, MIB = 1024**3, 1024**2
 DEFAULT_MODEL = "bert-base-uncased"
 CUSTOM = "custom (type below)"
 
@@ -123,9 +123,7 @@ def run_estimate(**values) -> dict:
 
 
 def _given(value, label: str):
-    if value is None or value == "":
-        raise UserError(f"{label} is empty: type a number.")
-    return value
+    return number(value, label)  # "Batch size must be a number; the field is empty." (engine.numbers)
 
 
 @dataclass
@@ -310,8 +308,8 @@ def tokens_from_dataset_tab(stats: dict | None, seq_len):
     note = (f"{stats.get('corpus', 'The Dataset tab corpus')}, train split: {chunks:,} chunks of {size} tokens "
             f"(tokenizer of {stats.get('model', {}).get('ref', 'its model')}).")
     try:
-        seq = int(float(seq_len))
-    except (TypeError, ValueError):
+        seq = whole(seq_len, "Sequence length")
+    except UserError:  # compared below only to warn; a bad box is the estimate's to report
         seq = size
     if seq != size:
         note += (f" The Dataset tab cut it into {size}-token chunks and the sequence length here is {seq}: "

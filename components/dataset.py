@@ -36,11 +36,12 @@ import pandas as pd
 from components.common import user_errors
 from components.plots import token_length_histogram
 from engine.data import stats as corpus_stats
-from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, check_chunk_size, load_corpus, tokenize_corpus
+from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, load_corpus, tokenize_corpus
 from engine.data.split_words import split_words
 from engine.data.uploads import SUPPORTED, describe_upload
 from engine.errors import UserError
 from engine.models import BUNDLED, ONLINE_DEFAULT, cached_tokenizer, default_model_ref, max_length_of
+from engine.numbers import check_chunk_size, optional_whole
 from engine.offline import is_offline
 
 SOURCES = [(label, key) for key, label in BUNDLED_SOURCES.items()] + [
@@ -61,7 +62,7 @@ CSS = """
 
 def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs) -> CorpusConfig:
     """The CorpusConfig the widgets describe, or a UserError saying which widget to fix."""
-    docs = corpus_stats.whole_number(max_docs if max_docs not in (None, "") else 0, "Documents to use")
+    docs = optional_whole(max_docs, "Documents to use")
     if docs < 0:
         raise UserError(f"Documents to use must be 0 (all) or more, got {docs}.")
     column = (text_column or "").strip()
@@ -120,7 +121,7 @@ def dataset_view(source, hub_id, upload, text_column, model, chunk_size, max_doc
     lengths = [corpus_stats.length_summary(tokenized.splits[s].doc_lengths, max_length) for s in corpus_stats.SPLITS]
     all_lengths = np.concatenate([tokenized.splits[s].doc_lengths for s in corpus_stats.SPLITS])
     progress(0.9, desc=f"Counting the words the tokenizer splits ({SPLIT_WORD_DOCS:,} sampled documents)")
-    words = split_words(corpus["train"][:]["text"], tokenizer, SPLIT_WORD_DOCS, int(seed or 0))
+    words = split_words(corpus["train"][:]["text"], tokenizer, SPLIT_WORD_DOCS, optional_whole(seed, "Seed"))
     chunk_md, chunk_html = chunk_view(tokenized, chunk_size, max_length, tokenizer)
     return (
         corpus_stats.split_sizes(corpus),

@@ -12,6 +12,7 @@ import gradio as gr
 from components.forms import Form
 from engine.data.corpus import CorpusConfig
 from engine.models import default_model_ref
+from engine.numbers import optional_whole
 from engine.training.config import PRECISIONS, TrainConfig, default_batch_size, default_lr
 
 CORPUS_CHOICES = [
@@ -105,7 +106,7 @@ def config_from_values(names: list[str], values: list) -> TrainConfig:
     raw["corpus"] = CorpusConfig(
         source=source, hub_id=(corpus["hub_id"] or "").strip() if source == "hub" else "",
         text_column=(corpus["text_column"] or "text").strip() if source == "hub" else "text",
-        max_docs=int(corpus["max_docs"] or 0),
+        max_docs=optional_whole(corpus["max_docs"], "Documents to use"),
     )
     raw["model"] = (raw.get("model") or "").strip() or "bundled"
     return TrainConfig.from_dict(raw)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import UserError
+from engine.numbers import number as parse_number
 
 if TYPE_CHECKING:
     from engine.training.config import TrainConfig
@@ -170,12 +171,11 @@ def read_limits(env: Mapping[str, str], defaults: bool) -> tuple[TrainingLimits,
         if raw.lower() in _UNLIMITED:
             values[name] = None
             continue
-        kind = float if isinstance(default, float) else int
         try:
-            number = kind(float(raw)) if kind is int else kind(raw)
-            if not math.isfinite(number) or number <= 0:
-                raise ValueError
-        except ValueError:
+            number = parse_number(raw, var, whole=isinstance(default, int))
+            if number <= 0:
+                raise UserError(var)
+        except UserError:
             warnings.append(f"{var}={raw!r} is not a positive number (or 0/none for no limit); using {fallback}.")
             number = fallback
         values[name] = number

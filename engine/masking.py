@@ -17,6 +17,7 @@ import numpy as np
 from transformers import DataCollatorForLanguageModeling
 
 from engine.errors import UserError
+from engine.numbers import number, whole
 
 Kind = Literal["unmasked", "mask", "random", "kept"]
 KINDS: tuple[Kind, ...] = ("unmasked", "mask", "random", "kept")
@@ -143,23 +144,11 @@ def parse_strategy(strategy) -> bool:
 
 
 def _fraction(name: str, value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number between 0 and 1, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise UserError(f"{name} must be a finite number between 0 and 1, got {value!r}.")
-    return number
+    return number(value, name, what=" between 0 and 1")  # the range: MaskingConfig.validated()
 
 
 def _seed(value) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"Seed must be a whole number, got {value!r}.") from None
-    if not math.isfinite(number) or number != int(number) or number < 0:
-        raise UserError(f"Seed must be a whole number of 0 or more, got {value!r}.")
-    return int(number)
+    return whole(value, "Seed", minimum=0)
 
 
 # ---------------------------------------------------------------- running the collator
@@ -272,10 +261,7 @@ def preview_text(text: str | None, tokenizer, cfg: MaskingConfig, max_length: in
 def chunk_row(chunks: dict[str, np.ndarray], index: int) -> dict:
     """Row `index` of a split from engine.data.corpus.prepare(...).chunks[split], as the collator wants it."""
     total = int(chunks["input_ids"].shape[0])
-    try:
-        i = int(index)
-    except (TypeError, ValueError):
-        raise UserError(f"Chunk number must be a whole number, got {index!r}.") from None
+    i = whole(index, "Chunk number")
     if not 0 <= i < total:
         raise UserError(f"Chunk number {i} is out of range: this split has chunks 0 to {total - 1:,}.")
     return {k: np.asarray(chunks[k][i]).tolist() for k in ("input_ids", "special_tokens_mask", "offset_mapping")}

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from engine.architectures import head_trained as head_rule
 from engine.errors import UserError
 from engine.offline import is_offline
 
@@ -120,8 +121,15 @@ def load_mlm(ref: str | None, device: str = "cpu") -> LoadedModel:
     except (OSError, ValueError) as exc:
         raise UserError(f"Could not load {ref!r} as a masked language model: {exc}") from exc
     model.to(device).eval()
-    head_trained = not any(k.startswith(("cls.", "lm_head.", "vocab_")) for k in missing)
+    head_trained = head_rule(missing, adapter_modules_to_save(model))
     return LoadedModel(model, tokenizer, describe(model, tokenizer, ref or BUNDLED, head_trained))
+
+
+def adapter_modules_to_save(model, adapter: str | None = None) -> list[str]:
+    """What a peft model's adapter trains in full next to LoRA (none for a plain model)."""
+    configs = getattr(model, "peft_config", None) or {}
+    config = configs.get(adapter or getattr(model, "active_adapter", None) or "default")
+    return list(getattr(config, "modules_to_save", None) or [])
 
 
 def _load_base(src: str):

@@ -1,4 +1,4 @@
-"""engine/masked_last_layer.py: the last layer's feed-forward part only at masked positions,
+"""engine/mlm_head.py's install(): the last layer's feed-forward part only at masked positions,
 with the same loss and gradients as the model's own forward."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import RobertaConfig, RobertaForMaskedLM
 
-from engine import masked_last_layer
+from engine import mlm_head as masked_last_layer
 from engine.mlm_head import masked_lm_loss, unwrap
 from engine.models import load_mlm
 from engine.training.config import TrainConfig

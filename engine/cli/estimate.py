@@ -14,6 +14,7 @@ from engine.costs.arch import ARCH_CHOICES
 from engine.costs.gpus import DEFAULT_GPU, PRESETS
 from engine.costs.memory import OPTIMIZERS, PARTS
 from engine.costs.trace import PRECISIONS
+from engine.numbers import gib, mib
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,9 +95,3 @@ def table(e: dict) -> str:
     return "\n".join(lines + ["", *e["notes"]])
 
 
-def gib(n: float) -> str:
-    return f"{n / 1024**3:.2f} GiB"
-
-
-def mib(n: float) -> str:
-    return f"{n / 1024**2:.1f} MiB"

@@ -21,18 +21,30 @@ from pathlib import Path
 
 from engine.errors import UserError
 from engine.run_folder import RunFolder, new_run_id, runs_dir, valid_run_id
-from engine.training.config import TrainConfig, default_lr
+from engine.training.config import RECORD_KEYS, TrainConfig, default_lr
 
-# flag -> TrainConfig field (None: handled separately)
-FLAGS = {
-    "model": str, "method": str, "lr": float, "batch_size": int, "max_steps": int, "epochs": float,
-    "chunk_size": int, "train_size": int, "test_size": int, "eval_every": int, "log_every": int,
-    "save_every": int, "seed": int, "mlm_probability": float, "weight_decay": float,
-    "warmup_steps": int, "max_grad_norm": float, "grad_accum_steps": int, "precision": str,
-    "lora_r": int, "lora_alpha": int, "lora_dropout": float, "lora_targets": str,
-}
-FIELD = {"lr": "learning_rate"}
 LOG_TAIL = 20
+
+
+def setting_fields() -> list[dataclasses.Field]:
+    """The TrainConfig fields that are flags of their own (the corpus has --dataset and friends)."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+
+
+def add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, named after it (--batch-size), plus its aliases (--lr).
+
+    Values stay strings: TrainConfig.validated() parses them, with the same messages as the
+    app's form and API. Booleans take --flag / --no-flag."""
+    group = p.add_argument_group("training settings (TrainConfig fields; they override --config)")
+    for f in setting_fields():
+        names = ["--" + n.replace("_", "-") for n in (f.name, *f.metadata.get("aliases", ()))]
+        extra = {"action": argparse.BooleanOptionalAction} if f.type == "bool" else {}
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        text = f.metadata.get("help", "")
+        if "default" not in text:
+            text += f" [{','.join(default) if isinstance(default, list) else default}]"
+        group.add_argument(*names, dest=f.name, default=None, help=text, **extra)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,20 +55,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="imdb, rotten_tomatoes, a Hub id, or a CSV/JSON/text file")
     p.add_argument("--text-column", default=None, help="text column of a Hub dataset or file")
     p.add_argument("--max-docs", type=int, help="use only this many documents of the corpus")
-    p.add_argument("--whole-word", action="store_true", default=None, help="whole-word masking")
-    for flag, kind in FLAGS.items():
-        p.add_argument("--" + flag.replace("_", "-"), type=kind, default=None)
+    add_setting_flags(p)
     return p
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     raw = _read_config(args.config) if args.config else {}
-    for flag in FLAGS:
-        value = getattr(args, flag)
+    for f in setting_fields():
+        value = getattr(args, f.name)
         if value is not None:
-            raw[FIELD.get(flag, flag)] = value
-    if args.whole_word:
-        raw["whole_word_mask"] = True
+            raw[f.name] = value
     if "learning_rate" not in raw:  # the course's rate for the method: 2e-5 full, 2e-4 LoRA
         raw["learning_rate"] = default_lr(raw.get("method", "full"))
     cfg = TrainConfig.from_dict(raw)
@@ -78,9 +86,8 @@ def _read_config(path: str) -> dict:
         raise UserError(f"The config file {path!r} is not valid JSON: {exc}.") from None
     if not isinstance(raw, dict):
         raise UserError(f"The config file {path!r} must hold one JSON object of training settings.")
-    for key in ("run_id", "created_at"):  # a run's own config.json works as a template
-        raw.pop(key, None)
-    return raw
+    # A run's own config.json works as a template: its id and creation time are not settings.
+    return {k: v for k, v in raw.items() if k not in RECORD_KEYS}
 
 
 def _shared_run_id() -> str:

@@ -18,6 +18,7 @@ import torch
 
 from engine.errors import UserError
 from engine.mlm_head import encoder_hidden
+from engine.numbers import number, whole
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class ProbeConfig:
     data_seed: int = 1234
 
     def validated(self) -> ProbeConfig:
-        if not 20 <= int(self.n_reviews) <= 5_000:
+        if not 20 <= whole(self.n_reviews, "Number of reviews") <= 5_000:
             raise UserError(f"Use between 20 and 5,000 reviews for the downstream check, got {self.n_reviews}.")
         if not 1 <= len(self.seeds) <= 10:
             raise UserError(f"Use between 1 and 10 seeds, got {len(self.seeds)}.")
-        if not 0.1 <= float(self.test_fraction) <= 0.9:
+        if not 0.1 <= number(self.test_fraction, "Test fraction") <= 0.9:
             raise UserError(f"Test fraction must be between 0.1 and 0.9, got {self.test_fraction}.")
         return self
 

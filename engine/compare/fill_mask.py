@@ -15,6 +15,7 @@ import torch
 
 from engine.errors import UserError
 from engine.mlm_head import masked_logits
+from engine.numbers import whole
 
 MAX_CHARS = 5_000
 MAX_MASKS = 10  # rows of the top-k table / subplots of the bar chart
@@ -81,10 +82,7 @@ def normalize(text: str | None, mask_token: str) -> tuple[str, list[str]]:
 
 
 def check_top_k(top_k) -> int:
-    try:
-        k = int(top_k)
-    except (TypeError, ValueError):
-        raise UserError(f"top-k must be a whole number between 1 and {MAX_TOP_K}, got {top_k!r}.") from None
+    k = whole(top_k, "top-k", what=f" between 1 and {MAX_TOP_K}")
     if not 1 <= k <= MAX_TOP_K:
         raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {top_k}.")
     return k

@@ -16,7 +16,6 @@ a Hub model does not hold up everyone else's comparisons of models already in me
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import warnings
@@ -25,18 +24,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.architectures import head_trained
 from engine.errors import UserError
-from engine.models import ModelInfo, _adapter_base, _load_base, describe, load_tokenizer, model_bytes, resolve
+from engine.models import (
+    ModelInfo,
+    _adapter_base,
+    _load_base,
+    adapter_modules_to_save,
+    describe,
+    load_tokenizer,
+    model_bytes,
+    resolve,
+)
+from engine.numbers import env_number, format_bytes
 
 DEFAULT_CAP = 4
 
 
 def cache_cap() -> int:
-    raw = os.environ.get("MLM_MODEL_CACHE", "")
-    try:
-        return max(1, int(raw)) if raw.strip() else DEFAULT_CAP
-    except ValueError:
-        return DEFAULT_CAP
+    return env_number("MLM_MODEL_CACHE", DEFAULT_CAP, minimum=1)
 
 
 @dataclass
@@ -45,7 +51,7 @@ class _Slot:
 
     src: str
     model: object
-    head_trained: bool
+    missing: frozenset[str]  # weights the folder lacked (drawn at random): the MLM head's, for MiniLM
     bytes: int
     peft: object | None = None
     adapters: set[str] = field(default_factory=set)
@@ -137,14 +143,15 @@ class ModelCache:
         if base_src is None:
             slot = self._slot(src)
             tok = self._tokenizer(src)
-            info = describe(slot.model, tok, ref, slot.head_trained)
+            info = describe(slot.model, tok, ref, head_trained(slot.missing))
             slot.users += 1
             return View(key, label, "full", src, slot, tok, info, slot.bytes)
         slot = self._slot(base_src)
         name = "run_" + re.sub(r"\W", "_", Path(src).parent.name or "adapter") + f"_{self._loaded}"
         self._attach_adapter(slot, src, name)
         tok = self._tokenizer(src)
-        info = describe(slot.peft, tok, ref, slot.head_trained or _adapter_saves_head(slot.peft, name))
+        # The one rule (engine.architectures): the base's own head, or one this adapter trained.
+        info = describe(slot.peft, tok, ref, head_trained(slot.missing, adapter_modules_to_save(slot.peft, name)))
         own = _adapter_bytes(slot.peft, name)
         # describe() counted the LoRA weights of every adapter on this base; count this one's only.
         info.parameters = sum(p.numel() for n, p in slot.model.named_parameters() if "lora_" not in n)
@@ -192,8 +199,7 @@ class ModelCache:
             except (OSError, ValueError) as exc:
                 raise UserError(f"Could not load {src!r} as a masked language model: {exc}") from exc
             model.eval()
-            trained = not any(k.startswith(("cls.", "lm_head.", "vocab_")) for k in missing)
-            slot = self._slots[src] = _Slot(src, model, trained, model_bytes(model))
+            slot = self._slots[src] = _Slot(src, model, frozenset(missing), model_bytes(model))
         return slot
 
     def _attach_adapter(self, slot: _Slot, adapter_dir: str, name: str) -> None:
@@ -274,11 +280,7 @@ class ModelCache:
             return rows
 
 
-def human_bytes(n: int) -> str:
-    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
+human_bytes = format_bytes  # the Compare tab's name for it
 
 
 def _memory_row(model: str, kind: str, n: int, note: str) -> dict:
@@ -293,12 +295,6 @@ def _adapter_state(peft_model, name: str) -> dict:
 
 def _adapter_bytes(peft_model, name: str) -> int:
     return sum(t.numel() * t.element_size() for t in _adapter_state(peft_model, name).values())
-
-
-def _adapter_saves_head(peft_model, name: str) -> bool:
-    """An adapter trained with the MLM head in modules_to_save carries a trained head."""
-    targets = peft_model.peft_config[name].modules_to_save or []
-    return any(t in ("cls", "lm_head", "vocab_projector", "vocab_transform", "predictions") for t in targets)
 
 
 _CACHE: ModelCache | None = None

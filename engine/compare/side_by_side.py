@@ -24,6 +24,7 @@ from engine.compare.fill_mask import (
 from engine.compare.model_cache import ModelCache, View, shared_cache
 from engine.errors import UserError
 from engine.models import cached_tokenizer, default_model_ref, resolve
+from engine.numbers import whole
 from engine.run_folder import RunFolder, valid_run_id
 
 MAX_MODELS = 4
@@ -319,8 +320,9 @@ def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_
     path = source.folder.eval_set_path
     if not path.exists():
         raise UserError(f"Run {source.run_id} has no {path.name} (it was deleted): pick another run.")
+    rows = max(1, whole(max_rows, "Rows of the eval set"))
     with np.load(path) as npz:
-        arrays = {k: npz[k][: max(1, int(max_rows))] for k in ("input_ids", "attention_mask", "labels")}
+        arrays = {k: npz[k][:rows] for k in ("input_ids", "attention_mask", "labels")}
     eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
     cache = cache or shared_cache()
     rows = []

@@ -24,7 +24,7 @@ def trace_step(arch: Arch, params: ParamReport, shape: StepShape, lora_dropout: 
     rp = Replay(arch, params, shape, lora_dropout)
     x = _embeddings(rp)
     layer = _distilbert_layer if arch.family == "distilbert" else _bert_layer
-    # engine/masked_last_layer.py: our loop runs the last layer past attention on the masked
+    # engine/mlm_head.py (install): our loop runs the last layer past attention on the masked
     # rows only (not under checkpointing, where the layer must re-run the same way).
     masked_last = not shape.head_all and not shape.checkpointing
     for index in range(arch.layers):

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from engine.architectures import LORA_TARGETS
 from engine.errors import UserError
-from engine.training.config import LORA_TARGETS
 
 ARCH_DIR = Path(__file__).parent / "arch_configs"
 BUNDLED_ARCHS = tuple(sorted(p.stem for p in ARCH_DIR.glob("*.json")))

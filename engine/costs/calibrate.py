@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from engine.architectures import HEAD_TRANSFORM
 from engine.costs.flops import DEFAULT_UTILISATION, implied_utilisation
 from engine.costs.gpus import GpuPreset
 from engine.errors import UserError
@@ -63,11 +64,13 @@ def run_settings(run: dict, base):
         requested = cfg.get("precision", "auto")
         precision = requested if requested in ("fp32", "fp16", "bf16") else "fp32"
     targets = cfg.get("lora_targets") or []
+    # A LoRA run that also trained the head transform (TrainConfig.lora_train_head) kept it in full.
+    head = HEAD_TRANSFORM.get(run["summary"].get("model_type"), []) if cfg.get("lora_train_head") else []
     return replace(
         base,
         model=cfg.get("model", base.model), method=cfg.get("method", base.method),
         lora_r=cfg.get("lora_r", base.lora_r), lora_alpha=cfg.get("lora_alpha", base.lora_alpha),
-        lora_dropout=cfg.get("lora_dropout", base.lora_dropout), lora_targets=targets, modules_to_save=[],
+        lora_dropout=cfg.get("lora_dropout", base.lora_dropout), lora_targets=targets, modules_to_save=head,
         batch_size=cfg.get("batch_size", base.batch_size), seq_len=cfg.get("chunk_size", base.seq_len),
         precision=precision, optimizer="adamw", grad_checkpointing=False, head="masked",
         mlm_probability=cfg.get("mlm_probability", base.mlm_probability),

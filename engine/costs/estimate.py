@@ -9,7 +9,6 @@ calibrated by a finished run's measured throughput when one is chosen.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
@@ -22,6 +21,7 @@ from engine.costs.memory import OPTIMIZERS, checkpoint_bytes, estimate_memory
 from engine.costs.params import LoraSpec, ParamReport, count_params
 from engine.costs.trace import PRECISIONS, StepShape
 from engine.errors import UserError
+from engine.numbers import check_chunk_size, number, whole
 
 METHODS = ("full", "lora")
 HEADS = ("masked", "all")
@@ -68,7 +68,7 @@ class CostSettings:
     def validated(self) -> CostSettings:
         self.lora_r = _whole("LoRA rank r", self.lora_r)
         self.batch_size = _whole("Batch size", self.batch_size)
-        self.seq_len = _whole("Sequence length", self.seq_len)
+        self.seq_len = check_chunk_size(_real("Sequence length", self.seq_len), label="Sequence length")
         self.grad_accum_steps = _whole("Gradient accumulation steps", self.grad_accum_steps)
         self.corpus_tokens = _whole("Corpus tokens", self.corpus_tokens or 0)
         self.lora_alpha = _real("LoRA alpha", self.lora_alpha)
@@ -87,7 +87,6 @@ class CostSettings:
             (self.optimizer in OPTIMIZERS, f"Optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}."),
             (self.head in HEADS, f"MLM head must be 'masked' or 'all', got {self.head!r}."),
             (self.batch_size >= 1, f"Batch size must be at least 1, got {self.batch_size}."),
-            (self.seq_len >= 8, f"Sequence length must be at least 8 tokens, got {self.seq_len}."),
             (self.lora_r >= 1, f"LoRA rank r must be at least 1, got {self.lora_r}."),
             (0 < self.mlm_probability < 1, f"Masking probability must be between 0 and 1, got {self.mlm_probability}."),
             (self.grad_accum_steps >= 1, "Gradient accumulation steps must be at least 1."),
@@ -118,20 +117,12 @@ class CostSettings:
 
 
 def _whole(label: str, value) -> int:
-    number = _real(label, value)
-    if number != int(number):
-        raise UserError(f"{label} must be a whole number, got {value!r}.")
-    return int(number)
+    # Text that is no number at all is "not a number"; 1.5 is "not a whole number".
+    return whole(_real(label, value), label)
 
 
 def _real(label: str, value) -> float:
-    try:
-        number = float(str(value).replace(",", "").replace("_", "").strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{label} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise UserError(f"{label} must be a finite number, got {value!r}.")
-    return number
+    return number(value, label)
 
 
 def _names(value, allow_all: bool = False) -> list[str] | str:
@@ -182,8 +173,7 @@ def estimate(settings: CostSettings) -> dict:
 
 
 def check_seq(arch: Arch, seq_len: int) -> None:
-    if seq_len > arch.max_length:
-        raise UserError(f"Sequence length {seq_len} is above {arch.name}'s maximum of {arch.max_length} tokens.")
+    check_chunk_size(seq_len, arch.max_length, "Sequence length", arch.name)
 
 
 def method_estimate(arch: Arch, s: CostSettings, method: str, gpu: GpuPreset, utilisation: float,

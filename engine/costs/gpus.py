@@ -9,12 +9,11 @@ the marketed "GB". Prices change often; each one names where and when it was rea
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 
 from engine.errors import UserError
-
-GIB = 1024**3
+from engine.numbers import GIB
+from engine.numbers import number as parse_number
 
 
 @dataclass(frozen=True)
@@ -81,10 +80,7 @@ def preset(name: str) -> GpuPreset:
 
 def _positive_number(key: str, value, allow_zero: bool = False) -> float:
     label = key.replace("_", " ").replace("tflops 16bit", "16-bit TFLOPS").replace("tflops fp32", "FP32 TFLOPS")
-    try:
-        number = float(str(value).replace(",", "").replace("$", "").strip())
-    except ValueError:
-        raise UserError(f"GPU {label} must be a number, got {value!r}.") from None
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+    number = parse_number(value, f"GPU {label}")  # "$1,000" is a price too
+    if number < 0 or (number == 0 and not allow_zero):
         raise UserError(f"GPU {label} must be a positive number, got {value!r}.")
     return number

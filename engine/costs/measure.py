@@ -40,12 +40,12 @@ def autocast_context(precision: str, device: str):
 def step_loss(model, batch: dict, head_all: bool):
     """The loss our trainer computes (last layer past attention and head on masked rows) or the
     model's own (every row)."""
-    from engine import masked_last_layer
+    from engine import mlm_head
     from engine.mlm_head import masked_lm_loss, unwrap
 
     if head_all:
         return model(**batch).loss
-    masked_last_layer.install(unwrap(model).base_model)  # as training does
+    mlm_head.install(unwrap(model).base_model)  # as training does
     loss, _ = masked_lm_loss(model, batch)
     return loss
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.data.tokenize import TokenizedSplit, _untruncated, tokenize_texts, word_ids  # noqa: F401 (re-exported)
 from engine.errors import UserError
+from engine.numbers import check_chunk_size  # noqa: F401 (re-exported: the one chunk-size rule)
 from engine.offline import is_offline
 
 BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
@@ -233,18 +234,6 @@ class ChunkStats:
     tokens: int
     chunks: int
     dropped: int
-
-
-def check_chunk_size(chunk_size: int, max_length: int) -> int:
-    try:
-        size = int(chunk_size)
-    except (TypeError, ValueError):
-        raise UserError(f"Chunk size must be a whole number, got {chunk_size!r}.") from None
-    if size < 8:
-        raise UserError(f"Chunk size must be at least 8 tokens, got {size}.")
-    if size > max_length:
-        raise UserError(f"Chunk size {size} is above the model's maximum of {max_length} tokens.")
-    return size
 
 
 def chunk_split(split: TokenizedSplit, chunk_size: int) -> tuple[dict[str, np.ndarray], ChunkStats]:

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from engine.data.corpus import CorpusConfig, TokenizedSplit, check_chunk_size, chunk_split, load_corpus, tokenize_corpus
+from engine.data.corpus import CorpusConfig, TokenizedSplit, chunk_split, load_corpus, tokenize_corpus
 from engine.errors import UserError
+from engine.numbers import check_chunk_size, whole
 
 SPLITS = ("train", "test")
 MAX_SAMPLES = 50
@@ -89,28 +90,15 @@ def label_check(counts: pd.DataFrame) -> LabelCheck:
 
 def random_samples(corpus, n: int, seed: int, split: str = "train") -> pd.DataFrame:
     """`n` documents picked as the course does (`shuffle(seed).select(range(n))`), cleaned for display."""
-    n = whole_number(n, "Number of samples")
+    n = whole(n, "Number of samples")
     if not 1 <= n <= MAX_SAMPLES:
         raise UserError(f"Number of samples must be between 1 and {MAX_SAMPLES}, got {n}.")
-    seed = whole_number(seed, "Seed")
-    if seed < 0:
-        raise UserError(f"Seed must be 0 or more, got {seed}.")
+    seed = whole(seed, "Seed", minimum=0)
     data = corpus[split]
     picked = data.shuffle(seed=seed).select(range(min(n, len(data))))
     frame = pd.DataFrame(picked[:])
     frame["text"] = frame["text"].map(clean_for_display)
     return frame[[c for c in ("label", "text") if c in frame.columns]]
-
-
-def whole_number(value, name: str) -> int:
-    """An int from a widget's number (which may arrive as a float or a string), or a UserError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a whole number, got {value!r}.") from None
-    if not number.is_integer():
-        raise UserError(f"{name} must be a whole number, got {value!r}.")
-    return int(number)
 
 
 # ---------------------------------------------------------------- token lengths

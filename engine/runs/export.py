@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.numbers import format_bytes
 from engine.offline import is_offline
 from engine.run_folder import RunFolder
 
@@ -30,13 +31,7 @@ def is_adapter(final: Path) -> bool:
     return (Path(final) / "adapter_config.json").exists()
 
 
-def human_size(n_bytes: int) -> str:
-    size = float(n_bytes)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{size:,.1f} GB"
+human_size = format_bytes  # the Train tab's download note calls it so
 
 
 def zip_final(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, int]:

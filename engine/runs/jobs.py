@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.numbers import env_number
 from engine.run_folder import RESUMABLE_STATES, RunFolder, is_final, new_run_id, runs_dir
 from engine.runs.owners import is_admin, is_owner, owner_hash, write_owner
 from engine.runs.process import DEFAULT_TRAIN_TARGET, WorkerHandle, describe_exit, launch, pid_is_worker
@@ -46,13 +47,6 @@ class DuplicateSubmission(UserError):
         self.run_id = run_id
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 class Jobs:
     """The run registry of one runs folder, for one server process."""
 
@@ -62,7 +56,7 @@ class Jobs:
         self.root = Path(root) if root else runs_dir()
         self.root.mkdir(parents=True, exist_ok=True)
         self.queue = RunQueue(max_concurrent)
-        self.cancel_grace_s = cancel_grace_s if cancel_grace_s is not None else _env_float("MLM_CANCEL_GRACE_S", 30.0)
+        self.cancel_grace_s = cancel_grace_s if cancel_grace_s is not None else env_number("MLM_CANCEL_GRACE_S", 30.0)
         self.train_target = train_target
         self.preflight = preflight
         self._lock = threading.RLock()
@@ -81,7 +75,7 @@ class Jobs:
         """Validate, write the run folder, queue the run; returns its id. Raises UserError."""
         from engine.hardware import apply_limits, detect
 
-        cfg = TrainConfig.from_dict(cfg.to_dict())  # a copy, validated, with lists parsed
+        cfg = replace(cfg).validated()  # a validated copy: the caller's config stays as it was
         cfg, notices = apply_limits(cfg, detect(runs_root=self.root))  # CPU Space caps; refuses on ZeroGPU
         if self.preflight:
             from engine.training.preflight import check_runnable

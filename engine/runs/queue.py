@@ -7,17 +7,14 @@ Plain bookkeeping, no threads and no I/O of its own: engine.runs.jobs holds the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from engine.numbers import env_number
 from engine.runs.process import WorkerHandle
 
 
 def max_concurrent_default() -> int:
-    try:
-        return max(1, int(os.environ.get("MLM_MAX_CONCURRENT_RUNS", "1")))
-    except ValueError:
-        return 1
+    return env_number("MLM_MAX_CONCURRENT_RUNS", 1, minimum=1)
 
 
 @dataclass

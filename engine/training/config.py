@@ -1,45 +1,26 @@
-"""TrainConfig: every setting of a run, one typed field each.
+"""TrainConfig: every setting of a run, one typed field each, and the one place that checks them.
 
 Defaults follow the course (lr 2e-5 full / 2e-4 LoRA, weight decay 0.01, chunk 128,
 masking 0.15, 10,000 train / 1,000 test chunks, 3 epochs; batch 64 on GPU, smaller on
-CPU). A new hyperparameter is one field here plus one widget in components/training.py.
+CPU). Each field carries what the rest of the code needs to know about it (its help text,
+its label in messages, its range), so a new hyperparameter is one field here plus one
+widget in components/training_form.py: `python -m engine train` derives its flags from
+these fields (engine/cli/train.py), /start_training takes them as JSON, and validated()
+checks them all.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
+from engine.numbers import check_chunk_size, number
 
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
-# peft knows BERT/RoBERTa targets by itself but not DistilBERT's; we name them all.
-LORA_TARGETS = {
-    "bert": ["query", "value"],
-    "roberta": ["query", "value"],
-    "xlm-roberta": ["query", "value"],
-    "camembert": ["query", "value"],
-    "electra": ["query", "value"],
-    "distilbert": ["q_lin", "v_lin"],
-    "albert": ["query", "value"],
-    "deberta-v2": ["query_proj", "value_proj"],
-    "modernbert": ["Wqkv"],
-}
-
-# The MLM head's transform (dense + LayerNorm before the tied vocabulary projection), as
-# peft modules_to_save names: small (hidden^2 weights), unlike the 30,522-row decoder.
-HEAD_TRANSFORM = {
-    "bert": ["transform"],
-    "electra": ["generator_predictions"],
-    "roberta": ["lm_head.dense", "lm_head.layer_norm"],
-    "xlm-roberta": ["lm_head.dense", "lm_head.layer_norm"],
-    "camembert": ["lm_head.dense", "lm_head.layer_norm"],
-    "distilbert": ["vocab_transform", "vocab_layer_norm"],
-}
+RECORD_KEYS = ("run_id", "created_at")  # what jobs writes next to the settings in a run's config.json
 
 
 def default_lr(method: str) -> float:
@@ -50,36 +31,59 @@ def default_batch_size(on_gpu: bool) -> int:
     return 64 if on_gpu else 16
 
 
+def setting(default, help: str, *, label: str = "", aliases: tuple[str, ...] = (), cli: bool = True,
+            choices: tuple | None = None, minimum: float | None = None, above: float | None = None,
+            below: float | None = None, parse=None, lora_only: bool = False):
+    """A TrainConfig field and what is known about it.
+
+    help: the CLI's --help text. label: the field in messages (default: its name in words).
+    aliases: more CLI flags (--lr). cli=False: not a flag of its own (the corpus has several).
+    choices, minimum (inclusive), above / below (exclusive): the range validated() checks.
+    parse: the field's own parser (the chunk-size rule). lora_only: checked for LoRA runs only.
+    """
+    meta = dict(help=help, label=label, aliases=aliases, cli=cli, choices=choices, minimum=minimum,
+                above=above, below=below, parse=parse, lora_only=lora_only)
+    kind = "default_factory" if callable(default) else "default"
+    return field(**{kind: default}, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
-    model: str = "bundled"
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    chunk_size: int = 128
-    train_size: int = 10_000  # chunks, downsampled with the seed (0 = all)
-    test_size: int = 1_000
-    method: str = "full"
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_targets: list[str] = field(default_factory=list)  # empty: the architecture's default
+    model: str = setting("bundled", "'bundled' (all-MiniLM-L6-v2), a Hub id or a folder with a saved model")
+    corpus: CorpusConfig = setting(CorpusConfig, "the corpus (--dataset, --text-column, --max-docs)", cli=False)
+    chunk_size: int = setting(128, "tokens per chunk", parse=check_chunk_size)
+    train_size: int = setting(10_000, "training chunks, downsampled with the seed (0 = all)", minimum=0)
+    test_size: int = setting(1_000, "evaluation chunks (0 = all)", minimum=0)
+    method: str = setting("full", "full or lora", choices=METHODS)
+    lora_r: int = setting(8, "LoRA rank r", label="LoRA rank r", minimum=1, lora_only=True)
+    lora_alpha: int = setting(16, "LoRA alpha (scale alpha / r)", label="LoRA alpha", above=0, lora_only=True)
+    lora_dropout: float = setting(0.05, "dropout on the LoRA input", label="LoRA dropout", minimum=0, below=1,
+                                  lora_only=True)
+    lora_targets: list[str] = setting(list, "LoRA target modules, comma-separated (empty: the "
+                                            "architecture's default)", label="LoRA target modules")
     # Also train the MLM head's small transform layer (not the tied vocabulary matrix) in full.
     # The bundled MiniLM ships no MLM head: with LoRA alone its random head stays frozen.
-    lora_train_head: bool = False
-    whole_word_mask: bool = False
-    mlm_probability: float = 0.15
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01  # never on biases or LayerNorm weights
-    warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    grad_accum_steps: int = 1
-    batch_size: int = 16
-    epochs: float = 3.0
-    max_steps: int = 0  # > 0 overrides epochs
-    eval_every: int = 100  # optimizer steps between evaluations (0 = only before and after)
-    log_every: int = 10
-    save_every: int = 200  # optimizer steps between checkpoints
-    precision: str = "auto"  # auto: fp32 on CPU, bf16 (or fp16) mixed precision on GPU
-    seed: int = 42
+    lora_train_head: bool = setting(False, "with LoRA, also train the MLM head's transform in full "
+                                           "(needed for the bundled MiniLM, which has no trained head)")
+    whole_word_mask: bool = setting(False, "whole-word masking", aliases=("whole-word",))
+    mlm_probability: float = setting(0.15, "share of tokens masked", label="masking probability", above=0, below=1)
+    learning_rate: float = setting(2e-5, "peak learning rate (default: 2e-5 full, 2e-4 LoRA)", aliases=("lr",),
+                                   above=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay, never on biases or LayerNorm weights", minimum=0)
+    warmup_steps: int = setting(0, "linear warm-up steps", minimum=0)
+    max_grad_norm: float = setting(1.0, "gradient clipping norm (0 = none)", label="gradient clipping norm",
+                                   minimum=0)
+    grad_accum_steps: int = setting(1, "micro-batches per optimizer step", label="gradient accumulation", minimum=1)
+    batch_size: int = setting(16, "chunks per micro-batch", minimum=1)
+    epochs: float = setting(3.0, "passes over the training chunks", minimum=0)
+    max_steps: int = setting(0, "optimizer steps; > 0 overrides epochs", minimum=0)
+    eval_every: int = setting(100, "optimizer steps between evaluations (0 = only before and after)",
+                              label="eval interval", minimum=0)
+    log_every: int = setting(10, "optimizer steps between log rows", label="log interval", minimum=1)
+    save_every: int = setting(200, "optimizer steps between checkpoints (0 = none)", label="save interval",
+                              minimum=0)
+    precision: str = setting("auto", "auto: fp32 on CPU, bf16 (or fp16) mixed precision on GPU", choices=PRECISIONS)
+    seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,63 +93,74 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
+        """A validated config from JSON-like settings (the API, a config file, the form)."""
+        unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
             raise UserError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
-        values = dict(raw)
-        if isinstance(values.get("corpus"), dict):
-            corpus_fields = {f.name for f in fields(CorpusConfig)}
-            bad = set(values["corpus"]) - corpus_fields
-            if bad:
-                raise UserError(
-                    f"Unknown corpus setting(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(corpus_fields))}."
-                )
-            values["corpus"] = CorpusConfig(**values["corpus"])
-        if isinstance(values.get("lora_targets"), str):
-            values["lora_targets"] = [t.strip() for t in values["lora_targets"].split(",") if t.strip()]
-        return cls(**values).validated()
+        return cls(**raw).validated()
+
+    @classmethod
+    def from_record(cls, raw: dict) -> TrainConfig:
+        """The config a run's config.json records (the settings, plus its id and creation time)."""
+        return cls.from_dict({k: v for k, v in raw.items() if k not in RECORD_KEYS})
 
     def validated(self) -> TrainConfig:
-        """Coerce numeric fields and check ranges; raise UserError naming the bad field."""
+        """Coerce every field to its type and check its range; raise UserError naming the bad field."""
+        self.corpus = _corpus(self.corpus)
+        if isinstance(self.lora_targets, str):
+            self.lora_targets = [t.strip() for t in self.lora_targets.split(",") if t.strip()]
         for f in fields(self):
-            if f.type in ("int", "float"):
-                setattr(self, f.name, _number(f.name, getattr(self, f.name), int if f.type == "int" else float))
-        checks = [
-            (self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
-            (self.learning_rate > 0, f"learning rate must be above 0, got {self.learning_rate}"),
-            (self.learning_rate < 1, f"learning rate {self.learning_rate} is far too large (use e.g. 2e-5)"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
-            (self.grad_accum_steps >= 1, f"gradient accumulation must be at least 1, got {self.grad_accum_steps}"),
-            (0 < self.mlm_probability < 1, f"masking probability must be between 0 and 1, got {self.mlm_probability}"),
-            (self.weight_decay >= 0, f"weight decay cannot be negative, got {self.weight_decay}"),
-            (self.warmup_steps >= 0, f"warmup steps cannot be negative, got {self.warmup_steps}"),
-            (self.max_grad_norm >= 0, f"gradient clipping norm cannot be negative, got {self.max_grad_norm}"),
-            (self.max_steps >= 0, f"max steps cannot be negative, got {self.max_steps}"),
-            (self.max_steps >= 1 or self.epochs > 0, "set max steps of at least 1 or a positive number of epochs"),
-            (self.chunk_size >= 8, f"chunk size must be at least 8 tokens, got {self.chunk_size}"),
-            (self.train_size >= 0 and self.test_size >= 0, "train and test sizes cannot be negative"),
-            (self.eval_every >= 0 and self.save_every >= 0, "eval and save intervals cannot be negative"),
-            (self.log_every >= 1, f"log interval must be at least 1, got {self.log_every}"),
-        ]
-        if self.method == "lora":
-            checks += [
-                (self.lora_r >= 1, f"LoRA rank r must be at least 1, got {self.lora_r}"),
-                (self.lora_alpha > 0, f"LoRA alpha must be above 0, got {self.lora_alpha}"),
-                (0 <= self.lora_dropout < 1, f"LoRA dropout must be in [0, 1), got {self.lora_dropout}"),
-            ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message[0].upper() + message[1:] + ".")
+            setattr(self, f.name, _checked(f, getattr(self, f.name), self.method))
+        if self.learning_rate >= 1:
+            raise UserError(f"Learning rate {self.learning_rate} is far too large (use e.g. 2e-5).")
+        if self.max_steps < 1 and self.epochs <= 0:
+            raise UserError("Set max steps of at least 1 or a positive number of epochs.")
         return self
 
 
-def _number(name: str, value, kind):
-    try:
-        number = kind(float(value)) if kind is int else kind(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name.replace('_', ' ').capitalize()} must be a number, got {value!r}.") from None
-    if isinstance(number, float) and not math.isfinite(number):
-        raise UserError(f"{name.replace('_', ' ').capitalize()} must be a finite number, got {value!r}.")
-    return number
+def label(f) -> str:
+    """How messages name a field: its label, or its name in words ("Batch size")."""
+    text = f.metadata.get("label") or f.name.replace("_", " ")
+    return text[0].upper() + text[1:]
+
+
+def _checked(f, value, method: str):
+    meta = f.metadata
+    if meta.get("parse"):
+        return meta["parse"](value, label=label(f))
+    if f.type in ("int", "float"):
+        value = number(value, label(f), whole=f.type == "int")
+    if meta.get("lora_only") and method != "lora":
+        return value
+    problem = _out_of_range(value, meta)
+    if problem:
+        raise UserError(f"{label(f)} {problem}, got {value!r}.")
+    return value
+
+
+def _out_of_range(value, meta) -> str:
+    """What is wrong with a value against the field's choices and bounds ("" when nothing)."""
+    low, high, floor = meta.get("above"), meta.get("below"), meta.get("minimum")
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        return f"must be one of {meta['choices']}"
+    if low is not None and high is not None and not low < value < high:
+        return f"must be between {low:g} and {high:g}"
+    if floor is not None and high is not None and not floor <= value < high:
+        return f"must be in [{floor:g}, {high:g})"
+    if low is not None and value <= low:
+        return f"must be above {low:g}"
+    if floor is not None and value < floor:
+        return "cannot be negative" if floor == 0 else f"must be at least {floor:g}"
+    return ""
+
+
+def _corpus(corpus) -> CorpusConfig:
+    if isinstance(corpus, CorpusConfig):
+        return corpus
+    if not isinstance(corpus, dict):
+        raise UserError(f"Corpus must be an object of corpus settings like {{\"source\": \"imdb\"}}, got {corpus!r}.")
+    known = {f.name for f in fields(CorpusConfig)}
+    bad = set(corpus) - known
+    if bad:
+        raise UserError(f"Unknown corpus setting(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}.")
+    return CorpusConfig(**corpus)

@@ -10,10 +10,11 @@ On a GPU PyTorch's fused dropout is already cheap and nothing here is used.
 
 The attention probabilities are dropped inside the attention function, so the attention
 part is a function registered through transformers' AttentionInterface (its documented
-extension point), not a patch of the model code. `install` switches a model to it for
-training. Neither change reaches a saved model (dropout modules have no state and the
-attention choice is not written to config.json), so training never needs `uninstall`; it
-is there for code that hands the same model object on in memory.
+extension point), not a patch of the model code. `install` registers it (nothing is
+registered at import) and switches a model to it for training. Neither change reaches a
+saved model (dropout modules have no state and the attention choice is not written to
+config.json), so training never needs `uninstall`; it is there for code that hands the
+same model object on in memory. engine/training/cpu_speedups.py decides when to install it.
 """
 
 from __future__ import annotations
@@ -81,12 +82,16 @@ def attention(module: nn.Module, query, key, value, attention_mask, dropout: flo
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
-AttentionInterface.register(ATTENTION, attention)
-ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION, sdpa_mask)
+def register() -> None:
+    """Make ATTENTION a name transformers knows (idempotent). Done by install(), not at import,
+    so that importing this module changes no global registry."""
+    AttentionInterface.register(ATTENTION, attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION, sdpa_mask)
 
 
 def install(model: nn.Module) -> dict:
     """Switch a model's dropout to the cheaper mask for CPU training; returns what `uninstall` needs."""
+    register()
     swapped = [m for m in model.modules() if type(m) is nn.Dropout]
     for m in swapped:
         m.__class__ = CpuDropout

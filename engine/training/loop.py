@@ -7,7 +7,7 @@ metrics, the eval set, checkpoints, the final model and the summary, through Run
 
 Why a hand-written loop rather than Trainer: the loss runs the vocabulary projection,
 and the last layer past its attention, on masked positions only (engine.mlm_head,
-engine.masked_last_layer), evaluation uses a fixed masked eval set,
+see engine.mlm_head), evaluation uses a fixed masked eval set,
 and stopping/resuming must fit the run folder. accelerate supplies devices, mixed
 precision and DDP; transformers the collator, the schedule and the decay rule.
 """
@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine import masked_last_layer
 from engine.data import corpus as data
-from engine.mlm_head import masked_lm_loss, unwrap
+from engine.mlm_head import masked_lm_loss
 from engine.models import load_mlm
 from engine.run_folder import RunFolder
-from engine.training import checkpoints, cpu_allocator, cpu_dropout, lora
+from engine.training import checkpoints, cpu_speedups, lora
 from engine.training.batches import StepBatches, take
 from engine.training.config import TrainConfig
 from engine.training.eval_set import build_eval_set, evaluate, load_eval_set, save_eval_set
@@ -166,11 +165,7 @@ class _Run:
         state = checkpoints.load_state(ckpt) if ckpt is not None else {}
         torch.manual_seed(cfg.seed + acc.process_index)  # LoRA init and dropout
         model, self.tokenizer, info = _load_model(cfg, ckpt)
-        masked_last_layer.install(unwrap(model).base_model)  # same loss, less work: see the module
-        if acc.device.type == "cpu" and cpu_dropout.wanted():
-            cpu_dropout.install(model)  # nothing is saved differently: see engine/cpu_dropout.py
-        if acc.device.type == "cpu" and cpu_allocator.wanted():
-            cpu_allocator.install()  # big tensors reuse their pages from step to step: see the module
+        self.speedups = cpu_speedups.install(model, acc.device)  # same results, less work: see the module
         self.model_type = info.model_type
         with acc.main_process_first():  # the first process fills the tokenization cache
             train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.folder, self.main)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from torch import nn
 
+from engine.architectures import HEAD_TRANSFORM, LORA_TARGETS
 from engine.errors import UserError
-from engine.training.config import HEAD_TRANSFORM, LORA_TARGETS, TrainConfig
+from engine.training.config import TrainConfig
 
 
 def base_reference(model_ref: str) -> str:

@@ -9,6 +9,7 @@ corpus is tokenized only when a word count cannot already prove it is big enough
 from __future__ import annotations
 
 from engine.errors import UserError
+from engine.numbers import check_chunk_size
 from engine.training.config import TrainConfig
 
 
@@ -16,9 +17,7 @@ def check_runnable(cfg: TrainConfig) -> None:
     from engine.models import max_length_of, resolve
 
     src = resolve(cfg.model)
-    max_length = max_length_of(cfg.model)
-    if cfg.chunk_size > max_length:
-        raise UserError(f"Chunk size {cfg.chunk_size} is above the model's maximum of {max_length} tokens.")
+    check_chunk_size(cfg.chunk_size, max_length_of(cfg.model))
     if cfg.method == "lora":
         check_lora_targets(cfg, src)
     check_corpus_size(cfg)
@@ -75,8 +74,8 @@ def default_lora_targets(model_ref: str) -> list[str]:
     """What LoRA adapts in this model when no target modules are named (from its config only)."""
     from transformers import AutoConfig
 
+    from engine.architectures import LORA_TARGETS
     from engine.models import resolve
-    from engine.training.config import LORA_TARGETS
 
     try:
         model_type = AutoConfig.from_pretrained(resolve(model_ref)).model_type
