@@ -5,13 +5,15 @@
     run = c.predict('{"model": "bundled", "method": "lora", "max_steps": 50,'
                     ' "corpus": {"source": "imdb", "max_docs": 2000}}', api_name="/start_training")
     c.predict(run["run_id"], api_name="/run_status")   # {"state", "step", "total_steps", "latest", ...}
-    c.predict(run["run_id"], "", api_name="/cancel_run")
+    c.predict(run["run_id"], "", run["owner_token"], api_name="/cancel_run")
 
 /start_training takes one JSON object of TrainConfig fields (engine/train_config.py;
 missing fields keep their defaults, "corpus" is an object of CorpusConfig fields): one
-string is easier to build from a script than thirty positional arguments. The calling
-client's session owns the run, so the same Client may cancel or resume it; anyone may
-read its status. An admin token (MLM_ADMIN_TOKEN on the server) may cancel any run.
+string is easier to build from a script than thirty positional arguments. Every start
+returns an owner_token (only its hash is stored): /cancel_run and /resume_run need it, or
+the admin token (MLM_ADMIN_TOKEN on the server); anyone with the id may read the status.
+A gradio session means nothing here: plain REST calls have none, and the two-step
+/gradio_api/call/ routes get a new one per call.
 
 No `from __future__ import annotations` here: gr.api reads the real type hints.
 """
@@ -21,37 +23,34 @@ import json
 import gradio as gr
 
 from components.common import user_errors
-from engine.errors import UserError
 from engine.runs import jobs
+from engine.runs.owners import new_owner_token
 from engine.training.config import TrainConfig
-
-
-def session_owner(request: gr.Request | None) -> str:
-    """An API caller's owner token: its gradio session (one per gradio_client Client)."""
-    return "session:" + (getattr(request, "session_hash", None) or "anonymous")
+from engine.validation import json_object
 
 
 def parse_config(config_json: str) -> TrainConfig:
-    try:
-        raw = json.loads(config_json or "{}")
-    except ValueError as exc:
-        raise UserError(f"config_json is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise UserError("config_json must be a JSON object of training settings, like {\"max_steps\": 50}.")
-    try:
-        return TrainConfig.from_dict(raw)
-    except TypeError as exc:  # an unknown key inside "corpus"
-        raise UserError(f"Bad corpus settings in config_json: {exc}") from None
+    """One JSON object of TrainConfig fields, bounded in size and depth, every field checked."""
+    return TrainConfig.from_dict(json_object(config_json, "config_json"))
+
+
+def _token(value) -> str:
+    """An owner or admin token as sent (bounded text; anything else is no token)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else ""
 
 
 @user_errors
-def start_training(config_json: str, request: gr.Request) -> dict:
+def start_training(config_json: str, owner_token: str = "") -> dict:
     """Start a training run. config_json: a JSON object of TrainConfig fields, e.g.
     {"model": "bundled", "max_steps": 50, "corpus": {"source": "imdb", "max_docs": 2000}}.
-    Returns {"run_id", "state", "queue_position", "message"}."""
-    run_id = jobs.submit(parse_config(config_json), owner=session_owner(request))
+    owner_token (optional): one an earlier start returned, so that your runs share one owner.
+    Returns {"run_id", "state", "queue_position", "message", "owner_token"}: keep owner_token,
+    /cancel_run and /resume_run need it."""
+    token = _token(owner_token) or new_owner_token()
+    run_id = jobs.submit(parse_config(config_json), owner=token)
     status = jobs.status(run_id)
-    return {key: status.get(key) for key in ("run_id", "state", "queue_position", "message")}
+    return {**{key: status.get(key) for key in ("run_id", "state", "queue_position", "message")},
+            "owner_token": token}
 
 
 @user_errors
@@ -61,15 +60,17 @@ def run_status(run_id: str) -> dict:
 
 
 @user_errors
-def cancel_run(run_id: str, admin_token: str = "", request: gr.Request = None) -> str:
-    """Cancel a run you started from this client (or any run, with the admin token)."""
-    return jobs.cancel(run_id, owner=session_owner(request), admin_token=admin_token or None)
+def cancel_run(run_id: str, admin_token: str = "", owner_token: str = "") -> str:
+    """Cancel a run: give the owner_token its start returned (or the admin token, in either field)."""
+    token = _token(owner_token) or _token(admin_token)
+    return jobs.cancel(run_id, owner=token, admin_token=token)
 
 
 @user_errors
-def resume_run(run_id: str, admin_token: str = "", request: gr.Request = None) -> str:
-    """Resume an interrupted, cancelled or failed run from its last checkpoint."""
-    return jobs.resume(run_id, owner=session_owner(request), admin_token=admin_token or None)
+def resume_run(run_id: str, admin_token: str = "", owner_token: str = "") -> str:
+    """Resume an interrupted, cancelled or failed run from its last checkpoint (owner or admin token)."""
+    token = _token(owner_token) or _token(admin_token)
+    return jobs.resume(run_id, owner=token, admin_token=token)
 
 
 def register() -> None:
