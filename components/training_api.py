@@ -40,14 +40,17 @@ def _token(value) -> str:
 
 
 @user_errors
-def start_training(config_json: str, owner_token: str = "") -> dict:
+def start_training(config_json: str, owner_token: str = "", request: gr.Request = None) -> dict:
     """Start a training run. config_json: a JSON object of TrainConfig fields, e.g.
     {"model": "bundled", "max_steps": 50, "corpus": {"source": "imdb", "max_docs": 2000}}.
     owner_token (optional): one an earlier start returned, so that your runs share one owner.
     Returns {"run_id", "state", "queue_position", "message", "owner_token"}: keep owner_token,
     /cancel_run and /resume_run need it."""
     token = _token(owner_token) or new_owner_token()
-    run_id = jobs.submit(parse_config(config_json), owner=token)
+    # A session only recognises a double click from one Client; it never owns anything (plain REST
+    # calls have none, and the two-step /call/ routes get a new one per call).
+    session = getattr(request, "session_hash", None)
+    run_id = jobs.submit(parse_config(config_json), owner=token, caller=f"session:{session}" if session else None)
     status = jobs.status(run_id)
     return {**{key: status.get(key) for key in ("run_id", "state", "queue_position", "message")},
             "owner_token": token}

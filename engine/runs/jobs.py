@@ -81,8 +81,12 @@ class Jobs:
 
     # ------------------------------------------------------------ submitting
 
-    def submit(self, cfg: TrainConfig, owner: str | None = None) -> str:
-        """Validate, write the run folder, queue the run; returns its id. Raises UserError."""
+    def submit(self, cfg: TrainConfig, owner: str | None = None, caller: str | None = None) -> str:
+        """Validate, write the run folder, queue the run; returns its id. Raises UserError.
+
+        caller: who pressed Start, when that is not the owner (an API client's session, whose
+        every start gets a fresh owner token): the same caller and config within seconds is a
+        double click (DuplicateSubmission). Default: the owner."""
         from engine.hardware import apply_limits, detect
 
         cfg = replace(cfg).validated()  # a validated copy: the caller's config stays as it was
@@ -91,7 +95,7 @@ class Jobs:
             from engine.training.preflight import check_runnable
 
             check_runnable(cfg)
-        key = (owner_hash(owner or ""), hashlib.sha256(cfg.to_json().encode()).hexdigest())
+        key = (owner_hash(caller or owner or ""), hashlib.sha256(cfg.to_json().encode()).hexdigest())
         with self._lock:
             now = time.time()
             earlier = self._recent.get(key)
@@ -382,8 +386,8 @@ def registry() -> Jobs:
         return _registries[root]
 
 
-def submit(cfg: TrainConfig, owner: str | None = None) -> str:
-    return registry().submit(cfg, owner)
+def submit(cfg: TrainConfig, owner: str | None = None, caller: str | None = None) -> str:
+    return registry().submit(cfg, owner, caller)
 
 
 def status(run_id: str) -> dict:
