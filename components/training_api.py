@@ -5,7 +5,7 @@
     run = c.predict('{"model": "bundled", "method": "lora", "max_steps": 50,'
                     ' "corpus": {"source": "imdb", "max_docs": 2000}}', api_name="/start_training")
     c.predict(run["run_id"], api_name="/run_status")   # {"state", "step", "total_steps", "latest", ...}
-    c.predict(run["run_id"], "", run["owner_token"], api_name="/cancel_run")
+    c.predict(run["run_id"], run["owner_token"], api_name="/cancel_run")  # or the admin token
 
 /start_training takes one JSON object of TrainConfig fields (engine/train_config.py;
 missing fields keep their defaults, "corpus" is an object of CorpusConfig fields): one
@@ -23,6 +23,7 @@ import json
 import gradio as gr
 
 from components.common import user_errors
+from engine.errors import UserError
 from engine.runs import jobs
 from engine.runs.owners import new_owner_token
 from engine.training.config import TrainConfig
@@ -39,13 +40,7 @@ def _token(value) -> str:
     return value if isinstance(value, str) and 0 < len(value) <= 200 else ""
 
 
-@user_errors
-def start_training(config_json: str, owner_token: str = "", request: gr.Request = None) -> dict:
-    """Start a training run. config_json: a JSON object of TrainConfig fields, e.g.
-    {"model": "bundled", "max_steps": 50, "corpus": {"source": "imdb", "max_docs": 2000}}.
-    owner_token (optional): one an earlier start returned, so that your runs share one owner.
-    Returns {"run_id", "state", "queue_position", "message", "owner_token"}: keep owner_token,
-    /cancel_run and /resume_run need it."""
+def _start(config_json: str, owner_token: str, request: gr.Request | None) -> dict:
     token = _token(owner_token) or new_owner_token()
     # A session only recognises a double click from one Client; it never owns anything (plain REST
     # calls have none, and the two-step /call/ routes get a new one per call).
@@ -57,28 +52,48 @@ def start_training(config_json: str, owner_token: str = "", request: gr.Request 
 
 
 @user_errors
+def start_training(config_json: str, request: gr.Request) -> dict:
+    """Start a training run. config_json: a JSON object of TrainConfig fields, e.g.
+    {"model": "bundled", "max_steps": 50, "corpus": {"source": "imdb", "max_docs": 2000}}.
+    Returns {"run_id", "state", "queue_position", "message", "owner_token"}: keep owner_token,
+    /cancel_run and /resume_run need it."""
+    return _start(config_json, "", request)
+
+
+@user_errors
+def start_training_as(config_json: str, owner_token: str, request: gr.Request) -> dict:
+    """/start_training under an owner_token an earlier start returned, so that all your runs share
+    one owner (one token cancels them all; the per-owner limit on queued runs counts them together)."""
+    if not _token(owner_token):
+        raise UserError("owner_token must be the token an earlier /start_training returned.")
+    return _start(config_json, owner_token, request)
+
+
+@user_errors
 def run_status(run_id: str) -> dict:
     """State, step, total_steps, latest metrics, queue position and log tail of a run."""
     return json.loads(jobs.status_json(run_id))
 
 
 @user_errors
-def cancel_run(run_id: str, admin_token: str = "", owner_token: str = "") -> str:
-    """Cancel a run: give the owner_token its start returned (or the admin token, in either field)."""
-    token = _token(owner_token) or _token(admin_token)
+def cancel_run(run_id: str, admin_token: str = "") -> str:
+    """Cancel a run. admin_token: the owner_token its start returned, or the server's admin token
+    (the argument keeps its old name so that existing scripts still work)."""
+    token = _token(admin_token)
     return jobs.cancel(run_id, owner=token, admin_token=token)
 
 
 @user_errors
-def resume_run(run_id: str, admin_token: str = "", owner_token: str = "") -> str:
-    """Resume an interrupted, cancelled or failed run from its last checkpoint (owner or admin token)."""
-    token = _token(owner_token) or _token(admin_token)
+def resume_run(run_id: str, admin_token: str = "") -> str:
+    """Resume an interrupted, cancelled or failed run from its last checkpoint (owner_token or admin token)."""
+    token = _token(admin_token)
     return jobs.resume(run_id, owner=token, admin_token=token)
 
 
 def register() -> None:
     """Declare the endpoints inside the current gr.Blocks."""
     gr.api(start_training, api_name="start_training")
+    gr.api(start_training_as, api_name="start_training_as")
     gr.api(run_status, api_name="run_status", concurrency_limit=None)  # a cheap read: never wait in line
     gr.api(cancel_run, api_name="cancel_run", concurrency_limit=None)
     gr.api(resume_run, api_name="resume_run")

@@ -63,11 +63,10 @@ def test_two_step_call_routes_get_an_owner_token_and_need_it(app_url, tiny_model
     token, run_id = started["owner_token"], started["run_id"]
     assert len(token) >= 24
     # Without the token (every call is a new session, and sessions own nothing) it is refused.
-    event, payload = call(app_url, "cancel_run", run_id, "")
-    assert event == "error"
-    event, payload = call(app_url, "cancel_run", run_id, "", "somebody-elses-token")
-    assert event == "error"
-    event, payload = call(app_url, "cancel_run", run_id, "", token)
+    for wrong in ("", "somebody-elses-token"):
+        event, payload = call(app_url, "cancel_run", run_id, wrong)
+        assert event == "error" and "Only whoever started" in json.dumps(payload), payload
+    event, payload = call(app_url, "cancel_run", run_id, token)
     assert event == "complete" and "ancel" in payload[0], payload
 
 
@@ -84,18 +83,24 @@ def test_gradio_client_ownership_matrix(app_url, tiny_model_dir):
 
     assert "Only whoever started" in refused(b, run_id, "", api_name="/cancel_run")  # another client
     assert "Only whoever started" in refused(a, run_id, "", api_name="/cancel_run")  # its session alone: no
-    assert "Only whoever started" in refused(b, run_id, "", "guess", api_name="/cancel_run")
-    assert "ancel" in b.predict(run_id, "", token, api_name="/cancel_run")  # the token, from any client
+    assert "Only whoever started" in refused(b, run_id, "guess", api_name="/cancel_run")
+    assert "ancel" in b.predict(run_id, token, api_name="/cancel_run")  # the token, from any client
     wait_until(lambda: a.predict(run_id, api_name="/run_status")["state"] in FINAL, 240, 1, what="cancelled")
 
     assert "Only whoever started" in refused(a, run_id, "", api_name="/resume_run")
-    assert "resume" in a.predict(run_id, "", token, api_name="/resume_run")
-    # The admin token (in the admin_token argument) may cancel anyone's run.
+    assert "resume" in a.predict(run_id, token, api_name="/resume_run")
+    # The admin token (in the same argument) may cancel anyone's run.
     assert "Only whoever started" in refused(b, run_id, "not-the-admin-token", api_name="/cancel_run")
     assert "ancel" in b.predict(run_id, APP_ADMIN_TOKEN, api_name="/cancel_run")
     wait_until(lambda: a.predict(run_id, api_name="/run_status")["state"] in FINAL, 240, 1, what="cancelled again")
     assert "resume" in b.predict(run_id, APP_ADMIN_TOKEN, api_name="/resume_run")
     b.predict(run_id, APP_ADMIN_TOKEN, api_name="/cancel_run")
+
+    # A second start under the same owner: one token controls both.
+    again = b.predict(long_run(tiny_model_dir), token, api_name="/start_training_as")
+    assert again["owner_token"] == token
+    assert "Only whoever started" in refused(a, again["run_id"], "", api_name="/cancel_run")
+    assert "ancel" in a.predict(again["run_id"], token, api_name="/cancel_run")
 
 
 def test_the_owner_key_never_reaches_a_browser(app_url, app_runs_dir):
