@@ -102,11 +102,11 @@ class EstimateRequest:
     def settings(self) -> CostSettings:
         """The engine's settings (CostSettings validates them; an empty number box is refused here)."""
         return CostSettings(
-            model=(self.model or DEFAULT_MODEL).strip(), lora_r=_given(self.lora_r, "LoRA rank r"),
+            model=_text(self.model) or DEFAULT_MODEL, lora_r=_given(self.lora_r, "LoRA rank r"),
             lora_alpha=_given(self.lora_alpha, "LoRA alpha"), lora_dropout=_given(self.lora_dropout, "LoRA dropout"),
             lora_targets=self.targets or "", modules_to_save=self.modules_to_save or "",
             batch_size=_given(self.batch_size, "Batch size"), seq_len=_given(self.seq_len, "Sequence length"),
-            precision=self.precision, optimizer=self.optimizer, grad_checkpointing=bool(self.grad_checkpointing),
+            precision=self.precision, optimizer=self.optimizer, grad_checkpointing=self.grad_checkpointing or False,
             head=self.head, mlm_probability=_given(self.mlm_probability, "Masking probability"),
             gpu=self.gpu or DEFAULT_GPU, gpu_memory_gib=self.gpu_memory_gib, gpu_tflops_16bit=self.tflops_16bit,
             gpu_tflops_fp32=self.tflops_fp32, gpu_price_per_hour=self.price_per_hour,
@@ -120,6 +120,11 @@ def run_estimate(**values) -> dict:
     # /estimate: the form's values by name (the event passes them as keyword arguments). No
     # docstring: gradio would publish it as the endpoint's description, which callers already know.
     return estimate(EstimateRequest(**values).settings())
+
+
+def _text(value):
+    """A text box's value stripped; anything else as given, for CostSettings to refuse by type."""
+    return value.strip() if isinstance(value, str) else value
 
 
 def _given(value, label: str):

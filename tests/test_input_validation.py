@@ -14,6 +14,7 @@ import math
 import gradio as gr
 import pytest
 
+from engine.costs.estimate import CostSettings
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 from engine.run_folder import RunFolder
@@ -155,3 +156,49 @@ def test_user_errors_never_shows_raw_exception_text():
         with pytest.raises(gr.Error) as err:
             boom(exc)
         assert expected in err.value.message and secret_path not in err.value.message
+
+
+# ---------------------------------------------------------------- the Costs tab's settings, endpoint arguments
+
+
+def _cost_kind(annotation: str) -> str | None:
+    """CostSettings' declared type, by what a number box or a text box may carry ('int | str' is a whole number)."""
+    first = type_name(annotation).split("|")[0].strip()
+    return first if first in ("int", "float", "bool", "str") else None
+
+
+COST_CASES = [(f.name, v) for f in dataclasses.fields(CostSettings) if _cost_kind(f.type)
+              for v in WRONG[_cost_kind(f.type)]
+              if not (v is None and "None" in type_name(f.type))  # None keeps a preset's figure
+              and not (f.name == "corpus_tokens" and v is None)]  # None: no time or money
+
+
+@pytest.mark.parametrize("name,value", COST_CASES, ids=[f"{n}={str(v)[:12]}" for n, v in COST_CASES])
+def test_every_cost_setting_refuses_wrong_types(name, value):
+    with pytest.raises(UserError) as err:
+        CostSettings.from_dict({"device": "cpu", name: value})
+    assert len(str(err.value)) < 400 and LONG not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["corpus_tokens", "batch_size", "epochs", "gpu_price_per_hour", "lora_r"])
+def test_astronomically_large_estimate_inputs_are_refused(name):
+    with pytest.raises(UserError, match="at most"):
+        CostSettings.from_dict({name: 10**30, "device": "cpu"})
+
+
+@pytest.mark.parametrize("top_k", [True, 1e30, "x" * 100, [3], None])
+def test_fill_mask_arguments_are_checked_by_type(top_k):
+    from engine.compare.fill_mask import check_top_k, normalize
+
+    with pytest.raises(UserError):
+        check_top_k(top_k)
+    with pytest.raises(UserError, match="Text must be text"):
+        normalize(12345, "[MASK]")
+
+
+def test_a_5000_character_model_reference_gets_a_plain_message():
+    from engine.models import resolve
+
+    with pytest.raises(UserError, match="too long") as err:
+        resolve("/" + "m" * 5_000)
+    assert "m" * 100 not in str(err.value)
