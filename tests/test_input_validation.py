@@ -202,3 +202,42 @@ def test_a_5000_character_model_reference_gets_a_plain_message():
     with pytest.raises(UserError, match="too long") as err:
         resolve("/" + "m" * 5_000)
     assert "m" * 100 not in str(err.value)
+
+
+# ---------------------------------------------------------------- bounded work per request
+
+
+def test_a_csv_with_a_million_columns_is_refused_before_it_is_parsed(tmp_path):
+    from engine.data import uploads
+
+    wide = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(1_000_000))
+    wide.write_text(header + "\n" + ",".join("x" for _ in range(1_000_000)) + "\n")
+    with pytest.raises(UserError, match=f"at most {uploads.MAX_COLUMNS:,}"):
+        uploads.describe_upload(str(wide))
+
+
+@pytest.mark.parametrize("ext,body", [
+    (".csv", "text\n" + "".join(f"review {i}\n" for i in range(50))),
+    (".jsonl", "".join(json.dumps({"text": f"review {i}"}) + "\n" for i in range(50))),
+    (".json", json.dumps([{"text": f"review {i}"} for i in range(50)])),
+    (".txt", "".join(f"review {i}\n" for i in range(50))),
+])
+def test_rows_analysed_in_the_web_process_are_capped(tmp_path, monkeypatch, ext, body):
+    from engine.data import uploads
+
+    monkeypatch.setattr(uploads, "MAX_ROWS", 20)
+    path = tmp_path / f"long{ext}"
+    path.write_text(body)
+    with pytest.raises(UserError, match="20"):
+        uploads.describe_upload(str(path))
+
+
+def test_an_upload_over_the_size_limit_is_refused_with_the_limit(tmp_path, monkeypatch):
+    from engine.data import uploads
+
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_MB", 1)
+    path = tmp_path / "big.csv"
+    path.write_text("text\n" + "a fine review\n" * 100_000)
+    with pytest.raises(UserError, match="at most 1 MB"):
+        uploads.describe_upload(str(path))

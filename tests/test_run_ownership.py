@@ -174,3 +174,11 @@ def test_symlinks_in_the_runs_folder_are_not_followed(tmp_path):
     path, _ = zip_final(own, tmp_path / "out")
     assert zipfile.ZipFile(path).namelist() == ["config.json"]
     assert Path(path).exists()
+
+
+def test_the_app_bounds_uploads_and_says_so(app_url):
+    from engine.data.uploads import MAX_UPLOAD_MB
+
+    config = json.loads(urllib.request.urlopen(f"{app_url}config", timeout=30).read())
+    assert config.get("max_file_size") == MAX_UPLOAD_MB * 1024**2
+    assert f"at most {MAX_UPLOAD_MB:,} MB" in json.dumps(config)  # the banner names the limit
