@@ -11,6 +11,16 @@ class UserError(ValueError):
     """Bad input with a message that tells the user what to change."""
 
 
+def quote(value, limit: int = 40) -> str:
+    """A user's value for a message: its repr when short, else only its type and size (a 100 KB
+    id or a 5,000-character path is never echoed back whole)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" of {len(value):,} characters" if isinstance(value, str) else ""
+    return f"a {type(value).__name__}{size}"
+
+
 # errno values that mean "the disk said no", and what a user can do about each.
 _DISK = {
     errno.ENOSPC: "the runs folder is full: free space or set MLM_RUNS_DIR to a folder with room",

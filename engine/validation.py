@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from engine.errors import UserError
+from engine.errors import UserError, quote  # noqa: F401 (quote: re-exported)
 from engine.numbers import number
 
 MAX_TEXT = 1_000  # characters: a model id, a path, a column name (PATH_MAX is 4096, a name 255)
@@ -21,15 +21,6 @@ SEED_MAX = 2**32 - 1  # numpy.random.seed and torch.manual_seed both take 0..2**
 MAX_LIST = 100
 MAX_JSON_CHARS = 100_000  # a config or argument object; real ones are a few hundred characters
 MAX_JSON_DEPTH = 8  # TrainConfig nests one object (the corpus)
-
-
-def quote(value, limit: int = 40) -> str:
-    """A value for a message: its repr when short, else its type and size."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = f" of {len(value):,} characters" if isinstance(value, str) else ""
-    return f"a {type(value).__name__}{size}"
 
 
 def type_name(annotation) -> str:

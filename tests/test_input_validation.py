@@ -17,6 +17,7 @@ import pytest
 from engine.costs.estimate import CostSettings
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
+from engine.masking import MaskingConfig
 from engine.run_folder import RunFolder
 from engine.training.config import CORPUS_RANGES, TrainConfig
 from engine.validation import MAX_TEXT, SEED_MAX, json_object, type_name
@@ -241,3 +242,22 @@ def test_an_upload_over_the_size_limit_is_refused_with_the_limit(tmp_path, monke
     path.write_text("text\n" + "a fine review\n" * 100_000)
     with pytest.raises(UserError, match="at most 1 MB"):
         uploads.describe_upload(str(path))
+
+
+MASKING_CASES = [(f.name, v) for f in dataclasses.fields(MaskingConfig) for v in WRONG[type_name(f.type)]]
+MASKING_CASES += [("seed", -1), ("seed", SEED_MAX + 1), ("mlm_probability", 0), ("mask_replace_prob", 1.5)]
+
+
+@pytest.mark.parametrize("name,value", MASKING_CASES, ids=[f"{n}={str(v)[:12]}" for n, v in MASKING_CASES])
+def test_every_masking_field_refuses_wrong_types_and_out_of_range_values(name, value):
+    with pytest.raises(UserError) as err:
+        MaskingConfig(**{name: value})
+    assert len(str(err.value)) < 400 and LONG not in str(err.value)
+
+
+def test_mask_preview_inputs_use_the_same_checks():
+    with pytest.raises(UserError, match="Seed"):
+        MaskingConfig.from_inputs("token", 0.15, 0.8, 0.1, 1e30)
+    with pytest.raises(UserError, match="strategy"):
+        MaskingConfig.from_inputs(True, 0.15, 0.8, 0.1, 1)
+    assert MaskingConfig.from_inputs("whole word", "0.2", 0.8, 0.1, SEED_MAX).seed == SEED_MAX
