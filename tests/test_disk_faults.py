@@ -53,11 +53,10 @@ def small_fs(tmp_path):
 def fill(root: Path) -> Path:
     """Fill the filesystem under `root` until it says ENOSPC; returns the filler to delete later."""
     filler = root / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing is left to fail at close
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler
@@ -269,3 +268,16 @@ def test_the_app_starts_on_a_read_only_runs_folder_and_serves_its_runs(small_fs,
         proc.terminate()
         proc.wait(timeout=20)
         _remount(small_fs, "rw")
+
+
+def test_a_metric_row_cut_by_a_full_disk_leaves_no_half_line(small_fs):
+    folder = RunFolder(small_fs / "20260101-000000-00000000000000ee")
+    folder.path.mkdir()
+    folder.append_metric({"kind": "train", "step": 1, "loss": 1.0})
+    filler = fill(small_fs)
+    with open(filler, "r+b") as f:  # give back two pages: room for part of the next row, not all of it
+        f.truncate(filler.stat().st_size - 8192)
+    with pytest.raises(OSError):
+        folder.append_metric({"kind": "train", "step": 2, "note": "x" * 100_000})
+    assert folder._metrics.read_bytes().endswith(b"}\n")
+    assert [r["step"] for r in folder.metrics()[0]] == [1]
