@@ -61,3 +61,23 @@ def masked_lm_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
         return torch.zeros((), device=labels.device, requires_grad=True), 0
     logits = masked_logits(model, batch["input_ids"], batch.get("attention_mask"), picked)
     return F.cross_entropy(logits.float(), labels[picked]), n
+
+
+def static_masked_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, capacity: int) -> torch.Tensor:
+    """masked_lm_loss with shapes fixed by `capacity` (at least the batch's masked count).
+
+    The loss above picks the masked rows with a boolean mask: their number, and so every
+    shape after it, is known only once the device has counted them (a host-device sync,
+    and a shape torch.compile and CUDA graphs cannot fix). Here a stable sort puts the
+    masked positions first and the first `capacity` positions are kept: the extra ones
+    carry label -100, which cross-entropy ignores, so the loss is the same mean over the
+    masked tokens, and nothing waits for the device.
+    """
+    flat = labels.reshape(-1)
+    unmasked = flat == -100
+    rows = torch.argsort(unmasked.to(torch.uint8), stable=True)[:capacity]
+    with masked_last_layer.only_rows(rows):
+        hidden = encoder_hidden(model, input_ids)
+    logits = head_logits(model, hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows))
+    total = F.cross_entropy(logits.float(), flat.index_select(0, rows), reduction="sum")
+    return total / (~unmasked).sum().clamp(min=1)  # no masked token: 0, as masked_lm_loss gives

@@ -79,6 +79,7 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 200  # optimizer steps between checkpoints
     precision: str = "auto"  # auto: fp32 on CPU, bf16 (or fp16) mixed precision on GPU
+    compile: str = "off"  # off | on (torch.compile) | cudagraphs (also CUDA graphs): engine/training/compiled.py
     seed: int = 42
 
     def to_dict(self) -> dict:
