@@ -52,7 +52,7 @@ from engine.costs.calibrate import finished_runs
 from engine.costs.estimate import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
 from engine.costs.flops import DEFAULT_UTILISATION
 from engine.costs.gpus import DEFAULT_GPU, PRESETS, preset
-from engine.costs.memory import OPTIMIZER_LABELS, PARTS
+from engine.costs.memory import OPTIMIZER_LABELS, PART_LABELS, PARTS
 from engine.errors import UserError
 
 GIB, MIB = 1024**3, 1024**2
@@ -143,7 +143,8 @@ def side_by_side(e: dict) -> pd.DataFrame:
     row("trainable share", lambda s: f"{s['params']['trainable_percent']:.3f}%")
     row("peak moment", lambda s: s["memory"]["moment"])
     for part in PARTS:  # what is alive at that moment, so it adds up to the peak
-        row(f"memory at the peak: {part}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
+        label = PART_LABELS.get(part, part)
+        row(f"memory at the peak: {label}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
     row("peak allocated (max_memory_allocated)", lambda s: f"{s['memory']['peak_allocated'] / GIB:.3f}", " GiB")
     row("total with overhead", lambda s: f"{s['memory']['total'] / GIB:.3f}", " GiB")
     row(f"fits {e['gpu']['name']}", lambda s: "yes" if s["memory"]["fits"] else "NO")

@@ -17,7 +17,7 @@ from engine.costs.activations import trace_step
 from engine.costs.arch import ALL_LINEAR, Arch, load_arch
 from engine.costs.flops import DEFAULT_UTILISATION, estimate_flops, estimate_time
 from engine.costs.gpus import DEFAULT_GPU, GpuPreset, preset
-from engine.costs.memory import OPTIMIZERS, checkpoint_bytes, estimate_memory
+from engine.costs.memory import MARGIN_REASON, OPTIMIZERS, checkpoint_bytes, estimate_memory
 from engine.costs.params import LoraSpec, ParamReport, count_params
 from engine.costs.trace import PRECISIONS, StepShape
 from engine.errors import UserError
@@ -234,6 +234,7 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
         "save-for-backward rules op by op (checked on CPU against saved_tensors_hooks).",
         "GPU kernels assumed: fused scaled-dot-product attention (no seq x seq matrices kept) and "
         "1-byte dropout masks; framework overhead is a CUDA context of 512 MiB plus 5% allocator slack.",
+        f"Margin: {MARGIN_REASON}.",
         "The MLM head sees "
         + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions."),
         f"Utilisation: {utilisation_source}.",
