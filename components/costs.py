@@ -45,6 +45,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from components import cost_fits
 from components.common import user_errors
 from components.cost_plots import memory_bars
 from engine.costs.arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_presets
@@ -340,6 +341,7 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     calibration = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):
         result = gr.JSON(label="estimate")
+    cost_fits.render(result)
 
     inputs = [model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save, batch_size, seq_len, precision,
               optimizer, grad_ckpt, head, mlm_probability, gpu, gpu_memory, tflops16, tflops32, price,

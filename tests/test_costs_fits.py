@@ -75,3 +75,24 @@ def test_what_fits_has_every_gpu_and_precision(settings):
     assert set(rows) == {"fp32", "fp16", "bf16", "bf16-pure"}
     assert rows["fp32"]["full_total_gib"] > rows["bf16"]["full_total_gib"] > rows["bf16-pure"]["full_total_gib"]
     assert rows["bf16"]["full_max_batch"] == next(r for r in result["by_gpu"] if r["gpu"] == T4)["full_max_batch"]
+
+
+def test_the_costs_tab_finds_what_fits_for_the_estimate_on_screen(settings):
+    from components.cost_fits import find
+
+    shown = estimate(dataclasses.replace(settings, gpu_memory_gib=20))
+    by_gpu, note, by_precision = find(shown)
+    assert list(by_gpu["GPU"]) == list(PRESETS)
+    assert "(20 GiB)" in note and len(by_precision) == 4
+    edited = dataclasses.replace(settings, gpu_memory_gib=20)
+    expected = Sizer(edited, "full").max_batch(edited.gpu_preset())
+    assert by_precision.loc[by_precision["precision"] == "bf16 mixed", "full: largest batch"].item() == f"{expected:,}"
+
+
+def test_the_costs_tab_asks_for_an_estimate_first():
+    import gradio as gr
+
+    from components.cost_fits import find
+
+    with pytest.raises(gr.Error, match="Press Estimate first"):
+        find(None)

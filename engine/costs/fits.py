@@ -114,3 +114,10 @@ def what_fits(settings: CostSettings) -> dict:
         "by_gpu": by_gpu(s, made=made), "by_precision": by_precision(s, made=made),
         "max_batch_searched": MAX_BATCH,
     }
+
+
+def settings_from_estimate(e: dict) -> CostSettings:
+    """The settings an estimate (estimate()'s dict) was made with, its GPU's edited memory
+    included: the Costs tab finds what fits for the estimate on screen."""
+    raw = {k: v for k, v in e["settings"].items() if k != "calibration_run"}
+    return CostSettings.from_dict({**raw, "gpu": e["gpu"]["name"], "gpu_memory_gib": e["gpu"]["memory_gib"]})
