@@ -18,7 +18,7 @@ from engine.costs.activations import trace_step
 from engine.costs.arch import Arch, load_arch
 from engine.costs.estimate import METHODS, PRECISION_LABELS, CostSettings
 from engine.costs.gpus import PRESETS, GpuPreset
-from engine.costs.memory import estimate_memory
+from engine.costs.memory import estimate_memory, layer_matrix_weights
 from engine.costs.params import ParamReport, count_params
 
 MAX_BATCH = 1 << 16  # the search stops here: "at least 65,536" is answer enough
@@ -56,7 +56,7 @@ class Sizer:
         dropout = s.lora_dropout if self.method == "lora" else 0.0
         trace = trace_step(self.arch, self.params, shape, dropout)
         return estimate_memory(trace, self.params, shape, self.arch.layers, s.optimizer, s.grad_accum_steps,
-                               s.device).total
+                               s.device, layer_matrix_weights(self.arch.hidden, self.arch.intermediate)).total
 
     def max_batch(self, gpu: GpuPreset, seq: int | None = None, precision: str | None = None) -> int:
         seq = seq or self.settings.seq_len

@@ -32,12 +32,13 @@ PART_LABELS = {"margin": "margin (workspaces, cast copies, allocator rounding)"}
 # in all 12 measured cases (tests/data/costs_gpu_h200_*.json). What the walk misses:
 CUBLAS_WORKSPACE_BYTES = 2 * 32 * 1024**2  # one 32 MiB workspace (Hopper's default size) per cuBLAS
 # handle, allocated through PyTorch's allocator: the forward's thread and autograd's backward thread.
-CAST_COPY_SHARE = 0.88  # mixed precision: half copies of weights alive beyond those saved (autocast's
-# per-call casts of frozen weights, half gradients before their fp32 accumulation), per weight
+CAST_COPY_SHARE = 1.14  # mixed precision: half copies of the encoder layers' weight matrices alive
+# beyond those saved (autocast's per-call casts of frozen weights, half gradients before their fp32
+# accumulation), per weight; the measured excess grew by one such copy per layer (~16 MB for BERT-base)
 ROUNDING_SHARE = 0.018  # per byte of activations and loss buffers: blocks rounded to 512 B, cached
 # blocks handed out up to 1 MiB larger than asked (never split below that), fragmentation.
-# CAST_COPY_SHARE and ROUNDING_SHARE were fitted on the 8 fp16 cases (all within +0.0..+4.3%) and
-# checked on the 4 bf16 ones (+2.4..+4.8%), none predicted below what was measured.
+# CAST_COPY_SHARE and ROUNDING_SHARE were fitted on the 8 fp16 cases (all within +0.0..+3.3%) and
+# checked on the 4 bf16 ones (+2.4..+3.7%), none predicted below what was measured.
 BNB_MIN_8BIT_SIZE = 4096  # bitsandbytes keeps 32-bit state for smaller tensors
 BNB_BLOCK = 256  # one fp32 absmax per block of 256 values, per state
 
@@ -82,7 +83,9 @@ class MemoryEstimate:
 
 
 def estimate_memory(trace: Trace, params: ParamReport, shape: StepShape, layers: int,
-                    optimizer: str = "adamw", grad_accum_steps: int = 1, device: str = "cuda") -> MemoryEstimate:
+                    optimizer: str = "adamw", grad_accum_steps: int = 1, device: str = "cuda",
+                    layer_weights: int = 0) -> MemoryEstimate:
+    """layer_weights: the weight matrices of one encoder layer (layer_matrix_weights), for the margin."""
     pb = BYTES[shape.param_dtype]
     weights = params.total * pb
     grads_all = params.trainable * pb
@@ -113,17 +116,22 @@ def estimate_memory(trace: Trace, params: ParamReport, shape: StepShape, layers:
                                        "optimizer": opt + optimizer_step_scratch(params.trainable, optimizer, pb),
                                        "activations": 0, "logits": 0}))
     name, parts = max(moments, key=lambda m: sum(m[1].values()))
-    parts["margin"] = margin_bytes(parts, params.total, shape.precision) if device == "cuda" else 0
+    parts["margin"] = margin_bytes(parts, layers * layer_weights, shape.precision) if device == "cuda" else 0
     allocated = sum(parts.values())
     overhead = CUDA_CONTEXT_BYTES + int(ALLOCATOR_SLACK * allocated) if device == "cuda" else 0
     parts = {**parts, "overhead": overhead}
     return MemoryEstimate(parts, allocated, allocated + overhead, name, weights, grads_all, opt, trace.bytes())
 
 
-def margin_bytes(parts: dict[str, int], total_params: int, precision: str) -> int:
+def layer_matrix_weights(hidden: int, intermediate: int) -> int:
+    """Weights of one encoder layer's matrices: query, key, value, output, and the two FFN ones."""
+    return 4 * hidden * hidden + 2 * hidden * intermediate
+
+
+def margin_bytes(parts: dict[str, int], encoder_weights: int, precision: str) -> int:
     """The allocated bytes the step walk does not see (MARGIN_REASON), so the estimate is
     never below torch.cuda.max_memory_allocated."""
-    casts = CAST_COPY_SHARE * total_params * 2 if precision in ("fp16", "bf16") else 0
+    casts = CAST_COPY_SHARE * encoder_weights * 2 if precision in ("fp16", "bf16") else 0
     return int(CUBLAS_WORKSPACE_BYTES + casts + ROUNDING_SHARE * (parts["activations"] + parts["logits"]))
 
 
