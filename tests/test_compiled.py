@@ -111,3 +111,23 @@ def test_capacity_rounds_up_and_never_shrinks():
     assert first >= 1229 and first % compiled.CAPACITY_MULTIPLE == 0
     assert compiled.capacity_for(1100, first) == first  # a smaller epoch reuses the graph
     assert compiled.capacity_for(first + 1, first) > first
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+@pytest.mark.parametrize("accum", [1, 2])
+def test_cuda_graphs_give_the_eager_losses_on_a_gpu(no_dropout_model, small_corpus, tmp_path, accum):
+    """Run by bench/gpu_check.sh's device run: fp32 so that eager and compiled do the same arithmetic;
+    with accumulation, a step's second micro-batch must not overwrite the first one's gradients."""
+    def losses(mode: str) -> tuple[list[float], list[str]]:
+        cfg = TrainConfig(model=no_dropout_model, corpus=small_corpus, chunk_size=32, train_size=16, test_size=4,
+                          batch_size=4, grad_accum_steps=accum, max_steps=4, learning_rate=1e-3, eval_every=0,
+                          log_every=1, save_every=0, seed=3, precision="fp32", compile=mode)
+        lines: list[str] = []
+        train(cfg, tmp_path / f"{mode}-{accum}", log=lines.append)
+        rows, _ = read_metrics(tmp_path / f"{mode}-{accum}")
+        return [r["loss"] for r in rows if r["kind"] == "train"], lines
+
+    eager, _ = losses("off")
+    graphs, lines = losses("cudagraphs")
+    assert any(line.startswith("torch.compile (reduce-overhead)") for line in lines), lines
+    assert graphs == pytest.approx(eager, abs=1e-3)

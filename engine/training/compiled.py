@@ -77,16 +77,19 @@ class CompiledStep:
         self.capacity = capacity_for(max_masked, self.capacity)
 
     def forward_backward(self, batch: dict, backward: Callable[[torch.Tensor], None], scale: float,
-                         full_shape: tuple[int, int]) -> torch.Tensor:
-        """The micro-batch's loss (detached), after its backward."""
+                         full_shape: tuple[int, int], first_micro: bool = True) -> torch.Tensor:
+        """The micro-batch's loss (detached), after its backward. first_micro: the first
+        micro-batch of an optimizer step."""
         if self.fn is None or tuple(batch["input_ids"].shape) != full_shape or self.capacity == 0:
             loss = self.eager(**batch)
             backward(loss * scale)
             return loss.detach()
         first = self.capacity not in self._compiled_capacities
         began = time.perf_counter()
-        if self.torch_mode == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()  # the previous step's outputs may be reused
+        if self.torch_mode == "reduce-overhead" and first_micro:
+            # A new step: the last step's graph outputs (gradients included) may be overwritten
+            # now. Not between micro-batches: the gradients they accumulate must stay intact.
+            torch.compiler.cudagraph_mark_step_begin()
         try:
             loss = self.fn(batch["input_ids"], batch["labels"], self.capacity)
             # Cloned: the next replay of a CUDA graph overwrites its outputs.
@@ -96,7 +99,7 @@ class CompiledStep:
             if not first:
                 raise
             self._give_up(err)  # a failed first call leaves no graph and no gradients behind
-            return self.forward_backward(batch, backward, scale, full_shape)
+            return self.forward_backward(batch, backward, scale, full_shape, first_micro)
         if first:
             self._compiled_capacities.add(self.capacity)
             if self.device.type == "cuda":

@@ -263,7 +263,7 @@ class _Run:
             last = i == len(batches) - 1
             # DDP: synchronise gradients only on the last micro-batch of the step.
             with nullcontext() if last else acc.no_sync(self.objective):
-                loss = self._forward_backward(batch, 1 / len(batches))
+                loss = self._forward_backward(batch, 1 / len(batches), first_micro=i == 0)
             step_loss = loss if step_loss is None else step_loss + loss
         grad_norm = acc.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
         self.optimizer.step()
@@ -276,12 +276,12 @@ class _Run:
         self.train_seconds += seconds
         window.add(step_loss / len(batches), grad_norm, n, n * cfg.chunk_size, seconds)
 
-    def _forward_backward(self, batch: dict, scale: float) -> torch.Tensor:
+    def _forward_backward(self, batch: dict, scale: float, first_micro: bool) -> torch.Tensor:
         """One micro-batch's loss (detached) after its backward, compiled when asked for."""
         if self.compiled is not None:
             self.compiled.set_max_masked(self.batches.max_masked)
             shape = (self.cfg.batch_size, self.cfg.chunk_size)
-            return self.compiled.forward_backward(batch, self.acc.backward, scale, shape)
+            return self.compiled.forward_backward(batch, self.acc.backward, scale, shape, first_micro)
         loss = self.objective(**batch)
         self.acc.backward(loss * scale)
         return loss.detach()
