@@ -29,7 +29,7 @@ Public API (gradio_client), `/estimate`:
     "reduction": {"per_shape": [...], "lora_params", "targeted_weights",
     "percent_of_targeted", "text"}, "calibration": null | {...}, "notes": [str]}
     where side = {"params": {"total", "trainable", "trainable_percent", "adapter"},
-    "memory": {"parts": {weights, gradients, optimizer, activations, logits, overhead}
+    "memory": {"parts": {weights, gradients, optimizer, activations, logits, margin, overhead}
     (bytes at the peak moment), "peak_allocated", "total", "fits", "gpu_memory",
     "moment", ...}, "checkpoint": {"model_or_adapter", "resumable_checkpoint"},
     "flops": {"per_token", "per_token_forward", "per_token_backward", "six_n_per_token",
