@@ -17,7 +17,7 @@ from engine.costs.arch import ALL_LINEAR, Arch, load_arch
 from engine.costs.calibrate import calibrate
 from engine.costs.flops import DEFAULT_UTILISATION, estimate_flops, estimate_time
 from engine.costs.gpus import DEFAULT_GPU, GpuPreset, preset
-from engine.costs.memory import OPTIMIZERS, checkpoint_bytes, estimate_memory
+from engine.costs.memory import MARGIN_REASON, OPTIMIZERS, checkpoint_bytes, estimate_memory, layer_matrix_weights
 from engine.costs.params import LoraSpec, ParamReport, count_params
 from engine.costs.trace import PRECISIONS, StepShape
 from engine.errors import UserError
@@ -194,7 +194,8 @@ def method_estimate(arch: Arch, s: CostSettings, method: str, gpu: GpuPreset, ut
     shape = s.step_shape()
     params = count_params(arch, method, s.lora_spec())
     trace = trace_step(arch, params, shape, s.lora_dropout if method == "lora" else 0.0)
-    memory = estimate_memory(trace, params, shape, arch.layers, s.optimizer, s.grad_accum_steps, s.device)
+    memory = estimate_memory(trace, params, shape, arch.layers, s.optimizer, s.grad_accum_steps, s.device,
+                             layer_matrix_weights(arch.hidden, arch.intermediate))
     flops = estimate_flops(trace, arch, shape, int(s.corpus_tokens))
     time = estimate_time(flops, gpu, s.precision, utilisation, s.epochs, source)
     side = {
@@ -244,6 +245,7 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
         "save-for-backward rules op by op (checked on CPU against saved_tensors_hooks).",
         "GPU kernels assumed: fused scaled-dot-product attention (no seq x seq matrices kept) and "
         "1-byte dropout masks; framework overhead is a CUDA context of 512 MiB plus 5% allocator slack.",
+        f"Margin: {MARGIN_REASON}.",
         "The MLM head sees "
         + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions."),
         f"Utilisation: {utilisation_source}.",

@@ -21,6 +21,7 @@ from engine.validation import SEED_MAX, check, quote, type_name
 
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE_MODES = ("off", "on", "cudagraphs")  # engine/training/compiled.py
 RECORD_KEYS = ("run_id", "created_at")  # what jobs writes next to the settings in a run's config.json
 
 
@@ -85,6 +86,8 @@ class TrainConfig:
     save_every: int = setting(200, "optimizer steps between checkpoints (0 = none)", label="save interval",
                               minimum=0)
     precision: str = setting("auto", "auto: fp32 on CPU, bf16 (or fp16) mixed precision on GPU", choices=PRECISIONS)
+    compile: str = setting("off", "compile the training step: off | on (torch.compile) | cudagraphs (also CUDA "
+                                  "graphs; GPU only); pays off on long GPU runs (docs/gpu.md)", choices=COMPILE_MODES)
     seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0, maximum=SEED_MAX)
 
     def to_dict(self) -> dict:
