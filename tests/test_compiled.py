@@ -12,7 +12,7 @@ import torch
 from engine.data import corpus as data
 from engine.mlm_head import masked_lm_loss, static_masked_lm_loss
 from engine.models import load_mlm
-from engine.run_folder import read_metrics
+from engine.run_folder import RunFolder
 from engine.training import compiled
 from engine.training.batches import mask_rows, seeded_collator
 from engine.training.config import TrainConfig
@@ -40,7 +40,7 @@ def run(model_dir: str, corpus, run_dir: Path, mode: str) -> tuple[list[float], 
                       compile=mode)
     lines: list[str] = []
     train(cfg, run_dir, log=lines.append)
-    rows, _ = read_metrics(run_dir)
+    rows, _ = RunFolder(run_dir).metrics()
     return [r["loss"] for r in rows if r["kind"] == "train"], lines
 
 
@@ -124,7 +124,7 @@ def test_cuda_graphs_give_the_eager_losses_on_a_gpu(no_dropout_model, small_corp
                           log_every=1, save_every=0, seed=3, precision="fp32", compile=mode)
         lines: list[str] = []
         train(cfg, tmp_path / f"{mode}-{accum}", log=lines.append)
-        rows, _ = read_metrics(tmp_path / f"{mode}-{accum}")
+        rows, _ = RunFolder(tmp_path / f"{mode}-{accum}").metrics()
         return [r["loss"] for r in rows if r["kind"] == "train"], lines
 
     eager, _ = losses("off")
