@@ -78,7 +78,10 @@ def save_final(run_dir: Path, model: nn.Module, tokenizer, cfg: ClassifyConfig, 
     """final/: the classifier (full) or the adapter with its head (LoRA), tokenizer, classifier.json."""
     tmp, final = run_dir / ".final.tmp", run_dir / "final"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    if hasattr(model, "peft_config"):  # the embeddings never train here: no need to look the base up
+        model.save_pretrained(tmp, save_embedding_layers=False)
+    else:
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     meta = {"kind": "classify", "labels": labels, "method": cfg.method, "start_model": lora.base_reference(cfg.model),
             "max_length": cfg.max_length, "seed": cfg.seed}
