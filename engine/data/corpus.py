@@ -21,7 +21,7 @@ import numpy as np
 
 from engine.data.tokenize import TokenizedSplit, _untruncated, tokenize_texts, word_ids  # noqa: F401 (re-exported)
 from engine.errors import UserError
-from engine.offline import is_offline
+from engine.offline import cached_dataset_snapshot, cached_repos, is_offline
 
 BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
 HUB_IMDB = "stanfordnlp/imdb"
@@ -121,17 +121,33 @@ def _load_hub(cfg: CorpusConfig):
     name = cfg.hub_id.strip()
     if not name:
         raise UserError("Type a Hub dataset id, such as 'stanfordnlp/imdb'.")
-    if is_offline():
-        raise UserError(f"Dataset {name!r} is not available offline: use a bundled corpus or an upload.")
+    where = _hub_source(name)
     try:  # datasets >= 4 runs no loading scripts, so no remote code can run here
-        dd = load_dataset(name, cfg.hub_config or None)
+        dd = load_dataset(where, cfg.hub_config or None)
     except Exception as exc:  # noqa: BLE001 - the Hub raises many types; the user needs the message
+        if is_offline() and where == name:
+            cached = ", ".join(cached_repos("dataset")) or "none"
+            raise UserError(f"Dataset {name!r} is not available offline: the Hub cannot be reached and it is not "
+                            f"in the local cache (cached: {cached}). Use a bundled corpus or an upload.") from exc
         raise UserError(f"Could not load {name!r} from the Hub: {exc}") from exc
     dd = DatasetDict({k: v for k, v in dd.items() if k in ("train", "test")} or dict(dd))
     first = next(iter(dd.values()))
     if cfg.text_column not in first.column_names:
         raise UserError(f"{name!r} has no column {cfg.text_column!r}; columns: {', '.join(first.column_names)}.")
     return DatasetDict({k: _normalise_columns(v, cfg) for k, v in dd.items()})
+
+
+def _hub_source(name: str) -> str:
+    """What load_dataset should open: the id online; offline, the id's cached snapshot folder.
+
+    Offline, datasets 5.2 reads only an earlier load's prepared Arrow files (HF_HOME/datasets) and
+    never the hub cache that a download or a Space's preload_from_hub fills; its snapshot folder
+    (README.md with the configs + data files) loads with the same configs and features. Without
+    one, the id itself still finds prepared Arrow files, or fails with the message above.
+    """
+    if not is_offline():
+        return name
+    return cached_dataset_snapshot(name) or name
 
 
 def _normalise_columns(ds, cfg: CorpusConfig):
