@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests import hub_cache
 from tests.hub_cache import DATASET_ID, MODEL_ID, MODEL_PARAMETERS, ROOT, hub_env, run_python, space_env
 
@@ -107,3 +109,17 @@ def test_app_serves_the_cached_defaults(cached_app_url):
     assert stats["split_sizes"] == {"train": 25_000, "test": 25_000} and stats["labels_ok"] is True
     info = client.predict(MODEL_ID, "This is a great [MASK].", api_name="/model_info")
     assert f"{MODEL_PARAMETERS:,}" in json.dumps(info)
+
+
+@pytest.mark.browser
+def test_browser_default_model_comes_from_the_cache(cached_app_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(cached_app_url)
+    expect(page.locator("#mode-banner")).to_contain_text(f"{MODEL_ID} is cached and is the default model")
+    page.get_by_role("tab", name="Compare").click()
+    info = page.locator("#model-info")
+    expect(info).to_contain_text(MODEL_ID, timeout=120_000)  # loaded on page open, from the cache
+    expect(info).to_contain_text("67.0M parameters")
+    page.get_by_role("tab", name="Dataset").click()
+    expect(page.locator("#ds-model")).to_contain_text(f"Cached on this machine (usable offline): models: {MODEL_ID}")
