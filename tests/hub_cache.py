@@ -188,14 +188,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def space_folder(dest: Path) -> Path:
+    """The folder spaces/deploy.py uploads (app.py, engine/, components/, the card as README.md).
+
+    The app runs from there as on a Space: in the repository root, the spaces/ folder would shadow
+    the `spaces` package that Gradio imports when SYSTEM=spaces (it calls spaces.gradio_auto_wrap).
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spaces_deploy", ROOT / "spaces" / "deploy.py")
+    deploy = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(deploy)
+    return deploy.build_folder(dest)
+
+
 @pytest.fixture(scope="session")
 def cached_app_url(hub_home, tmp_path_factory):
-    """`python app.py` in a subprocess, offline, seeing the filled cache, as on a CPU Space."""
+    """`python app.py` in a subprocess, offline, seeing the filled cache, from the deployed folder of a CPU Space."""
     port = _free_port()
     data = tmp_path_factory.mktemp("space-data")
-    env = space_env(hub_home, data, PORT=str(port))
+    folder = space_folder(tmp_path_factory.mktemp("space-repo") / "app")
+    env = space_env(hub_home, data, PORT=str(port), PYTHONPATH=str(folder))
     log = open(tmp_path_factory.mktemp("cached-app-log") / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
     while time.time() < deadline:
         if proc.poll() is not None:
