@@ -99,7 +99,7 @@ def objectives(text: str, tokenizer, cfg: MaskingConfig, max_length: int | None 
 
 # ---------------------------------------------------------------- NSP
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Za-z0-9\"'(])")
 _MARKUP = re.compile(r"<br\s*/?>|<[^>]+>")
 
 
