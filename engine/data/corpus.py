@@ -238,6 +238,8 @@ def _offsets_loader(folder: Path, cfg: CorpusConfig, tokenizer):
         path = folder / "offsets.npy"
         if not path.exists():
             offsets = tokenize_texts(_texts(load_corpus(cfg), folder.name), tokenizer).offsets
+            if len(offsets) != len(np.load(folder / "input_ids.npy", mmap_mode="r")):  # texts changed since
+                raise UserError(f"The corpus changed since it was tokenized: delete {folder.parent} and retry.")
             tmp = folder / f"offsets.{os.getpid()}.tmp.npy"
             np.save(tmp, offsets)
             os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
