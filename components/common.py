@@ -8,7 +8,7 @@ import logging
 import gradio as gr
 
 from engine.errors import UserError, plain
-from engine.offline import is_offline
+from engine.offline import cached_repos, is_offline
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,25 @@ def user_errors(fn):
 
 def mode_banner() -> str:
     if is_offline():
+        from engine.models import ONLINE_DEFAULT, default_model_ref
+
+        if default_model_ref() == ONLINE_DEFAULT:
+            return (
+                "**Offline mode**: the Hugging Face Hub is not reachable, so the app uses what is in the local "
+                f"cache: `{ONLINE_DEFAULT}` is cached and is the default model. " + cached_line()
+            )
         return (
             "**Offline mode**: the Hugging Face Hub is not reachable, so the app uses the bundled "
             "IMDb corpus and the bundled all-MiniLM-L6-v2 encoder (its MLM head is untrained until fine-tuned)."
         )
     return "**Online**: defaults are `distilbert-base-uncased` and IMDb from the Hub, as in the course."
+
+
+def cached_line(kind: str = "") -> str:
+    """What the local Hugging Face cache holds, for a line under a model picker or a Hub dataset box.
+
+    kind "model" or "dataset" lists only those; "" lists both. Offline, exactly these ids load.
+    """
+    kinds = [kind] if kind else ["model", "dataset"]
+    parts = [f"{k}s: {', '.join(ids)}" for k in kinds if (ids := cached_repos(k))]
+    return "Cached on this machine (usable offline): " + ("; ".join(parts) if parts else "nothing") + "."

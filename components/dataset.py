@@ -8,7 +8,7 @@ the tokenization; this module builds widgets from its plain results.
 Public API (gradio_client), `/dataset_stats`:
     client.predict(source, hub_id, upload, text_column, model, chunk_size, max_docs,
                    api_name="/dataset_stats")
-  Inputs: source "imdb" | "rotten_tomatoes" (bundled) | "hub" (online only) | "upload";
+  Inputs: source "imdb" | "rotten_tomatoes" (bundled) | "hub" (online, or offline when cached) | "upload";
     hub_id (e.g. "stanfordnlp/imdb", used when source is "hub"); upload (a file through
     gradio_client.handle_file(path): CSV, TSV, JSON, JSONL, Parquet or TXT, used when
     source is "upload", else None); text_column ("" = "text", or for an upload the
@@ -33,7 +33,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from components.common import user_errors
+from components.common import cached_line, user_errors
 from components.plots import token_length_histogram
 from engine.data import stats as corpus_stats
 from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, load_corpus, tokenize_corpus
@@ -45,7 +45,7 @@ from engine.numbers import check_chunk_size, optional_whole
 from engine.offline import is_offline
 
 SOURCES = [(label, key) for key, label in BUNDLED_SOURCES.items()] + [
-    ("Hub dataset (online only)", "hub"),
+    ("Hub dataset", "hub"),
     ("Upload a file", "upload"),
 ]
 SPLIT_WORD_DOCS = 2000
@@ -69,9 +69,6 @@ def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs) 
     if source in BUNDLED_SOURCES:
         return CorpusConfig(source=source, max_docs=docs)
     if source == "hub":
-        if is_offline():
-            raise UserError("Hub datasets need the Hugging Face Hub, which is not reachable (offline mode): "
-                            "use a bundled corpus or upload a file.")
         return CorpusConfig(source="hub", hub_id=(hub_id or "").strip(), text_column=column or "text", max_docs=docs)
     if source == "upload":
         path = upload if isinstance(upload, str) else getattr(upload, "path", None) or (upload or {}).get("path")
@@ -227,17 +224,20 @@ def render() -> gr.JSON:
     with gr.Row():
         with gr.Column():
             source = gr.Radio(SOURCES, value="imdb", label="Corpus", elem_id="ds-source")
-            hub_note = " (offline now: use a bundled corpus or an upload)" if is_offline() else ""
-            hub_id = gr.Textbox("stanfordnlp/imdb", label=f"Hub dataset id{hub_note}", visible=False)
+            hub_note = " (offline now: only a cached one loads)" if is_offline() else ""
+            hub_id = gr.Textbox("stanfordnlp/imdb", label=f"Hub dataset id{hub_note}", visible=False,
+                                info=cached_line("dataset"))
             upload = gr.File(label="Your corpus: " + ", ".join(sorted(SUPPORTED)), file_types=sorted(SUPPORTED),
                              type="filepath", visible=False, elem_id="ds-upload")
             text_column = gr.Dropdown(["text"], value="text", allow_custom_value=True, visible=False,
                                       label="Text column")
             upload_note = gr.Markdown(elem_id="ds-upload-note")
         with gr.Column():
-            choices = list(dict.fromkeys([default_model_ref(), BUNDLED] + ([] if is_offline() else [ONLINE_DEFAULT])))
+            online = default_model_ref() == ONLINE_DEFAULT  # online, or offline with it cached
+            choices = list(dict.fromkeys([default_model_ref(), BUNDLED] + ([ONLINE_DEFAULT] if online else [])))
             model = gr.Dropdown(choices, value=default_model_ref(), allow_custom_value=True,
-                                label="Tokenizer of model: bundled, a local folder or a Hub id")
+                                label="Tokenizer of model: bundled, a local folder or a Hub id",
+                                info=cached_line("model"), elem_id="ds-model")
             chunk_size = gr.Number(128, precision=0, label="Chunk size (tokens; press Enter to update the preview)",
                                    elem_id="ds-chunk-size")
             with gr.Row():

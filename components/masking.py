@@ -14,6 +14,7 @@ import random
 import gradio as gr
 import pandas as pd
 
+from components import objectives
 from components.common import user_errors
 from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, prepare
 from engine.errors import UserError
@@ -257,6 +258,7 @@ def render() -> None:
     batch_btn = gr.Button("Batch statistics (1,000 chunks)", elem_id="mask-batch")
     batch_table = gr.Dataframe(pd.DataFrame(columns=BATCH_COLUMNS), label="Settings vs realised", interactive=False)
     batch_note = gr.Markdown()
+    objectives.render(text, model, corpus, prob, seed)
 
     source.change(lambda s: (gr.update(visible=s == "chunk"), gr.update(visible=s == "text")), source,
                   [chunk_box, text], api_visibility="private")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.architectures import head_trained as head_rule
 from engine.errors import UserError
-from engine.offline import is_offline
+from engine.offline import cached_repos, is_offline, model_cached
 from engine.validation import check, quote
 
 BUNDLED = "bundled"
@@ -29,8 +29,8 @@ def bundled_dir() -> Path:
 
 
 def default_model_ref() -> str:
-    """The course's DistilBERT online, the bundled MiniLM offline."""
-    return BUNDLED if is_offline() else ONLINE_DEFAULT
+    """The course's DistilBERT online or when it is cached; the bundled MiniLM offline otherwise."""
+    return BUNDLED if is_offline() and not model_cached(ONLINE_DEFAULT) else ONLINE_DEFAULT
 
 
 def resolve(ref: str | None) -> str:
@@ -47,10 +47,11 @@ def resolve(ref: str | None) -> str:
         raise UserError(f"No model folder at {quote(ref)}.")
     if ref.count("/") > 1 or " " in ref:
         raise UserError(f"{quote(ref)} is neither a folder nor a Hub model id (like 'bert-base-uncased').")
-    if is_offline():
+    if is_offline() and not model_cached(ref):  # a cached id loads from the cache, as transformers does
+        cached = ", ".join(cached_repos("model")) or "none"
         raise UserError(
-            f"Model {quote(ref)} is not available offline: the Hub cannot be reached. "
-            f"Use 'bundled' or a local folder."
+            f"Model {quote(ref)} is not available offline: the Hub cannot be reached and it is not in the local "
+            f"cache (cached: {cached}). Use 'bundled' or a local folder."
         )
     return ref
 

@@ -36,3 +36,44 @@ def ensure_mode() -> bool:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         return True
     return False
+
+
+# ---------------------------------------------------------------- what the local cache holds
+# Offline means "use what is cached": transformers loads a Hub id from HF_HOME's hub cache under
+# HF_HUB_OFFLINE=1, so only an id that is not cached is refused. huggingface_hub is imported
+# inside the functions: it reads HF_HUB_OFFLINE/HF_HOME at import, after ensure_mode() ran.
+
+
+def cached_repos(repo_type: str) -> list[str]:
+    """Ids of the `repo_type` ("model" | "dataset") repositories with a snapshot in the Hub cache."""
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        info = scan_cache_dir()
+    except Exception:  # noqa: BLE001 - no cache folder (CacheNotFound) or an unreadable one: nothing cached
+        return []
+    return sorted(r.repo_id for r in info.repos if r.repo_type == repo_type and r.revisions)
+
+
+def model_cached(repo_id: str) -> bool:
+    """Does the Hub cache hold this model's config.json (as a download or preload_from_hub leaves it)?"""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # HFValidationError: not a valid repo id
+        return False
+
+
+def cached_dataset_snapshot(repo_id: str) -> str | None:
+    """The cached snapshot folder of a Hub dataset repository (refs/main), or None when not cached.
+
+    datasets 5.2 offline looks only for an earlier load's prepared Arrow files, never at this
+    snapshot, so a dataset that only was downloaded or preloaded is loaded from this folder.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, repo_type="dataset", local_files_only=True)
+    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError, an invalid id (HFValidationError), ...
+        return None

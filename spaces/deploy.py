@@ -31,7 +31,7 @@ CARD = ROOT / "spaces" / "README.md"
 RUNTIME_PATHS = ("app.py", "engine", "components", "requirements.txt")
 # Never uploaded: copytree skips these names, upload_folder skips these patterns (belt and braces
 # for a reused --out folder).
-IGNORED_NAMES = (".venv", "venv", "runs", "__pycache__", "*.pyc", ".git", "tests", "bench", ".cache",
+IGNORED_NAMES = (".venv", "venv", "__pycache__", "*.pyc", ".git", "tests", "bench", ".cache",
                  ".pytest_cache", ".ruff_cache", "artifacts", "screenshots", "*.egg-info", ".DS_Store")
 IGNORE_PATTERNS = [".venv/*", "venv/*", "runs/*", "*__pycache__*", "*.pyc", ".git/*", "tests/*", "bench/*",
                    ".cache/*", ".pytest_cache/*", ".ruff_cache/*", "artifacts/*", "*screenshots/*",
@@ -169,7 +169,7 @@ def build_folder(dest: Path, card: Path | None = None, hardware: str | None = No
     for rel in RUNTIME_PATHS:
         src, target = ROOT / rel, dest / rel
         if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns(*IGNORED_NAMES), dirs_exist_ok=True)
+            shutil.copytree(src, target, ignore=_ignored, dirs_exist_ok=True)
         else:
             shutil.copy2(src, target)
     readme = dest / "README.md"
@@ -190,6 +190,26 @@ def check_out_dir(dest: Path) -> None:
             raise DeployError(f"--out {dest} is inside {rel}/, which is copied into it: choose a folder elsewhere.")
 
 
+def _ignored(folder: str, names: list[str]) -> set[str]:
+    """copytree's ignore: IGNORED_NAMES, and a runs/ folder of run data, but not the engine.runs package."""
+    skipped = set(shutil.ignore_patterns(*IGNORED_NAMES)(folder, names))
+    return skipped | {n for n in names if n == "runs" and not (Path(folder) / n / "__init__.py").exists()}
+
+
+def _missing_modules(folder: Path, names: list[str]) -> set[str]:
+    """Dotted module names (of shipped top-level packages) with no file in `folder`."""
+    missing = set()
+    for name in names:
+        parts = name.split(".")
+        for depth in range(2, len(parts) + 1):
+            base = folder.joinpath(*parts[:depth])
+            if not (base.with_suffix(".py").exists() or (base / "__init__.py").exists()):
+                if base.parent.is_dir() and (base.parent / "__init__.py").exists():
+                    missing.add(".".join(parts[:depth]))  # a package that lacks the submodule
+                break
+    return missing
+
+
 def check_local_imports(folder: Path) -> None:
     """Fail when shipped code imports a top-level module of this repo that is not shipped.
 
@@ -205,9 +225,11 @@ def check_local_imports(folder: Path) -> None:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
             missing |= {n.split(".")[0] for n in names} & (local - shipped)
+            missing |= _missing_modules(folder, [n for n in names if n.split(".")[0] in shipped])
     if missing:
         raise DeployError(
-            f"The app imports {', '.join(sorted(missing))} but deploy.py does not ship it: add it to RUNTIME_PATHS."
+            f"The app imports {', '.join(sorted(missing))} but deploy.py does not ship it: add it to "
+            "RUNTIME_PATHS (or stop IGNORED_NAMES from skipping it)."
         )
 
 

@@ -29,6 +29,8 @@ if not {"MLM_CACHE_DIR", "MLM_RUNS_DIR", "MLM_CORPORA_DIR"} <= set(os.environ):
     os.environ.setdefault("MLM_CACHE_DIR", str(_TMP / "cache"))
     os.environ.setdefault("MLM_RUNS_DIR", str(_TMP / "runs"))
     os.environ.setdefault("MLM_CORPORA_DIR", str(_TMP / "corpora"))
+    # An empty Hugging Face cache: "offline" tests must not depend on what this machine has cached.
+    os.environ.setdefault("HF_HOME", str(_TMP / "hf-home"))
 
 import pytest  # noqa: E402
 

@@ -136,3 +136,31 @@ def test_cli_prepare_stores_a_file_and_reuses_it_by_id(small_csv, fresh_cache, c
 def test_cli_prepare_refuses_an_unknown_or_escaping_corpus_id(bad, capsys):
     assert engine_main(["prepare", "--corpus-id", bad]) == 2
     assert "corpus" in capsys.readouterr().err
+
+
+def test_prepare_makes_offsets_only_when_read_and_then_caches_them(small_corpus, tokenizer, fresh_cache):
+    """Token-level paths never pay for offsets; whole-word masking gets the same ones as before."""
+    prepared = data.prepare(small_corpus, tokenizer, chunk_size=64)
+    folder = fresh_cache / next(p.name for p in fresh_cache.iterdir() if p.name.startswith("tok-v2-"))
+    assert not (folder / "train" / "offsets.npy").exists()
+    train = prepared.chunks["train"]
+    assert list(train) == ["input_ids", "attention_mask", "special_tokens_mask", "labels", "offset_mapping",
+                           "word_ids"]
+    texts = data.load_corpus(small_corpus)["train"][:]["text"]
+    eager = data.tokenize_texts(texts, tokenizer)  # offsets and all, in one pass
+    n = train["input_ids"].size
+    np.testing.assert_array_equal(train["offset_mapping"].reshape(-1, 2), eager.offsets[:n])
+    words = data.word_ids(train["offset_mapping"], train["special_tokens_mask"])
+    np.testing.assert_array_equal(train["word_ids"], words)
+    assert (folder / "train" / "offsets.npy").exists() and not (folder / "test" / "offsets.npy").exists()
+    reopened = data.prepare(small_corpus, tokenizer, chunk_size=64).chunks["train"]
+    np.testing.assert_array_equal(reopened["offset_mapping"], train["offset_mapping"])
+
+
+def test_fast_tokenizing_gives_the_same_ids_and_special_mask(tokenizer):
+    texts = [f"Review {i}: an UNUSUAL film, [SEP] inside and café-style words." for i in range(30)]
+    fast = data.tokenize_texts(texts, tokenizer, offsets=False, batch_size=7)
+    full = data.tokenize_texts(texts, tokenizer, batch_size=7)
+    assert fast.offsets is None and full.offsets.shape == (full.total, 2)
+    for field in ("input_ids", "special", "doc_lengths"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(full, field))

@@ -50,5 +50,7 @@ def test_binary_upload_is_refused_with_a_message(client, tmp_path):
 
 
 def test_hub_dataset_offline_says_so(client):
-    with pytest.raises(Exception, match="offline"):
-        stats(client, source="hub")
+    """Offline, a Hub dataset that is not in the local cache is refused, naming what is cached
+    (tests/test_hub_cache.py loads one that is)."""
+    with pytest.raises(Exception, match="not available offline.*not in the local cache"):
+        client.predict("hub", "stanfordnlp/imdb", None, "", "bundled", 128, 200, api_name="/dataset_stats")

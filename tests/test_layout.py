@@ -20,7 +20,7 @@ LAYERS = {
     "hardware": 1, "models": 1, "architectures": 1, "mlm_head": 1,
     "masked_last_layer": 1, "run_folder": 1,
     "data": 2,
-    "masking": 3, "training": 3, "costs": 3,  # masking previews chunks of a prepared corpus
+    "masking": 3, "objectives": 3, "training": 3, "costs": 3,  # masking previews chunks of a prepared corpus
     "compare": 4, "runs": 4,
     "cli": 5, "__main__": 5,
 }

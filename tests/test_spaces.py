@@ -95,8 +95,9 @@ def test_dry_run_builds_the_upload_folder(tmp_path):
     for rel in ("app.py", "requirements.txt", "README.md", "engine/__init__.py", "components/__init__.py"):
         assert (out / rel).is_file(), rel
     shipped = [p.relative_to(out).parts for p in out.rglob("*")]
-    for banned in (".venv", "runs", "tests", "bench", ".git", "__pycache__", "spaces"):
+    for banned in (".venv", "tests", "bench", ".git", "__pycache__", "spaces"):
         assert not any(banned in parts for parts in shipped), banned
+    assert not (out / "runs").exists() and (out / "engine" / "runs" / "__init__.py").is_file()  # a package ships
     assert not list(out.rglob("*.pyc"))
     meta = deploy.read_front_matter(out / "README.md")
     assert meta["sdk_version"] == deploy.pinned_gradio()
@@ -241,3 +242,16 @@ def test_unshipped_local_import_is_caught(tmp_path):
         deploy.check_local_imports(tmp_path)
     (tmp_path / "engine").mkdir()
     deploy.check_local_imports(tmp_path)  # shipped now: no error
+
+
+def test_a_shipped_package_without_its_submodule_is_caught(tmp_path):
+    """engine/runs/ was once dropped by a copy rule meant for run folders: the Space died at import."""
+    (tmp_path / "app.py").write_text("from engine.runs import jobs\nfrom engine.models import load_mlm\n")
+    for rel in ("engine/__init__.py", "engine/models.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    with pytest.raises(deploy.DeployError, match="engine.runs"):
+        deploy.check_local_imports(tmp_path)
+    (tmp_path / "engine" / "runs").mkdir()
+    (tmp_path / "engine" / "runs" / "__init__.py").write_text("")
+    deploy.check_local_imports(tmp_path)

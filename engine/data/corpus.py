@@ -5,6 +5,8 @@ The course's recipe tokenizes with `Dataset.map` and concatenates with
 encodes the whole split in one batch, the token ids go straight into flat numpy
 arrays, and chunking is a reshape. The flat arrays are cached per (corpus,
 tokenizer) as .npy files, so another chunk size or a reopen needs no tokenizing.
+Character offsets, which only whole-word masking (and word counts) need, are made
+on first use of a chunk's offset_mapping/word_ids and then cached beside the ids.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -22,10 +25,10 @@ import numpy as np
 from engine.data.tokenize import TokenizedSplit, _untruncated, tokenize_texts, word_ids  # noqa: F401 (re-exported)
 from engine.errors import UserError
 from engine.numbers import check_chunk_size  # noqa: F401 (re-exported: the one chunk-size rule)
-from engine.offline import is_offline
+from engine.offline import cached_dataset_snapshot, cached_repos, is_offline
 
 BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: offsets optional, in their own file
 
 
 @dataclass(frozen=True)
@@ -121,17 +124,33 @@ def _load_hub(cfg: CorpusConfig):
     name = cfg.hub_id.strip()
     if not name:
         raise UserError("Type a Hub dataset id, such as 'stanfordnlp/imdb'.")
-    if is_offline():
-        raise UserError(f"Dataset {name!r} is not available offline: use a bundled corpus or an upload.")
+    where = _hub_source(name)
     try:  # datasets >= 4 runs no loading scripts, so no remote code can run here
-        dd = load_dataset(name, cfg.hub_config or None)
+        dd = load_dataset(where, cfg.hub_config or None)
     except Exception as exc:  # noqa: BLE001 - the Hub raises many types; the user needs the message
+        if is_offline() and where == name:
+            cached = ", ".join(cached_repos("dataset")) or "none"
+            raise UserError(f"Dataset {name!r} is not available offline: the Hub cannot be reached and it is not "
+                            f"in the local cache (cached: {cached}). Use a bundled corpus or an upload.") from exc
         raise UserError(f"Could not load {name!r} from the Hub: {exc}") from exc
     dd = DatasetDict({k: v for k, v in dd.items() if k in ("train", "test")} or dict(dd))
     first = next(iter(dd.values()))
     if cfg.text_column not in first.column_names:
         raise UserError(f"{name!r} has no column {cfg.text_column!r}; columns: {', '.join(first.column_names)}.")
     return DatasetDict({k: _normalise_columns(v, cfg) for k, v in dd.items()})
+
+
+def _hub_source(name: str) -> str:
+    """What load_dataset should open: the id online; offline, the id's cached snapshot folder.
+
+    Offline, datasets 5.2 reads only an earlier load's prepared Arrow files (HF_HOME/datasets) and
+    never the hub cache that a download or a Space's preload_from_hub fills; its snapshot folder
+    (README.md with the configs + data files) loads with the same configs and features. Without
+    one, the id itself still finds prepared Arrow files, or fails with the message above.
+    """
+    if not is_offline():
+        return name
+    return cached_dataset_snapshot(name) or name
 
 
 def _normalise_columns(ds, cfg: CorpusConfig):
@@ -182,24 +201,51 @@ class Tokenized:
 
 
 def tokenize_corpus(cfg: CorpusConfig, tokenizer, progress=None) -> Tokenized:
-    """Tokenize both splits, or reopen them from the cache (memory-mapped, no copy)."""
+    """Tokenize both splits without offsets, or reopen them from the cache (memory-mapped, no copy).
+
+    Each split's offsets come on demand (TokenizedSplit.offset_array) and are cached too.
+    """
     start = time.perf_counter()
     folder = cache_root() / f"tok-v{CACHE_VERSION}-{cfg.key()}-{_tokenizer_key(tokenizer)}"
     if (folder / "done.json").exists():
-        splits = {s: _load_split(folder / s) for s in ("train", "test")}
+        splits = {s: _load_split(folder / s, _offsets_loader(folder / s, cfg, tokenizer)) for s in ("train", "test")}
         docs = json.loads((folder / "done.json").read_text())["docs"]
         return Tokenized(splits, docs, True, time.perf_counter() - start, str(folder))
     corpus = load_corpus(cfg)
+    backend = _untruncated(tokenizer)  # one copy for both splits
     splits, docs = {}, {}
     for name in ("train", "test"):
-        # One Arrow slice: iterating the column row by row costs ~1 s per 25,000 documents
-        texts = corpus[name].select_columns(["text"])[:]["text"]
+        texts = _texts(corpus, name)
         step = _split_progress(progress, corpus, name)
-        splits[name] = tokenize_texts([t if isinstance(t, str) else "" for t in texts], tokenizer, step)
+        splits[name] = tokenize_texts(texts, tokenizer, step, offsets=False, backend=backend)
+        splits[name].load_offsets = _offsets_loader(folder / name, cfg, tokenizer)
         docs[name] = len(texts)
         _save_split(folder / name, splits[name])
     (folder / "done.json").write_text(json.dumps({"docs": docs, "config": asdict(cfg)}))
     return Tokenized(splits, docs, False, time.perf_counter() - start, str(folder))
+
+
+def _texts(corpus, name: str) -> list[str]:
+    # One Arrow slice: iterating the column row by row costs ~1 s per 25,000 documents
+    texts = corpus[name].select_columns(["text"])[:]["text"]
+    return [t if isinstance(t, str) else "" for t in texts]
+
+
+def _offsets_loader(folder: Path, cfg: CorpusConfig, tokenizer):
+    """A callable giving one split's offsets: from the cache, else tokenized again with offsets and cached."""
+
+    def load() -> np.ndarray:
+        path = folder / "offsets.npy"
+        if not path.exists():
+            offsets = tokenize_texts(_texts(load_corpus(cfg), folder.name), tokenizer).offsets
+            if len(offsets) != len(np.load(folder / "input_ids.npy", mmap_mode="r")):  # texts changed since
+                raise UserError(f"The corpus changed since it was tokenized: delete {folder.parent} and retry.")
+            tmp = folder / f"offsets.{os.getpid()}.tmp.npy"
+            np.save(tmp, offsets)
+            os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+        return np.load(path, mmap_mode="r")
+
+    return load
 
 
 def _split_progress(progress, corpus, name: str):
@@ -213,16 +259,18 @@ def _split_progress(progress, corpus, name: str):
     return lambda fraction: progress(before / total + share * fraction, desc)
 
 
+_ARRAYS = ("input_ids", "special", "doc_lengths")
+
+
 def _save_split(folder: Path, split: TokenizedSplit) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("input_ids", "offsets", "special", "doc_lengths"):
+    for name in _ARRAYS:
         np.save(folder / f"{name}.npy", getattr(split, name))
 
 
-def _load_split(folder: Path) -> TokenizedSplit:
-    names = ("input_ids", "offsets", "special", "doc_lengths")
-    arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in names}
-    return TokenizedSplit(**arrays)
+def _load_split(folder: Path, load_offsets) -> TokenizedSplit:
+    arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in _ARRAYS}
+    return TokenizedSplit(offsets=None, load_offsets=load_offsets, **arrays)
 
 
 # ---------------------------------------------------------------- chunking
@@ -236,27 +284,50 @@ class ChunkStats:
     dropped: int
 
 
-def chunk_split(split: TokenizedSplit, chunk_size: int) -> tuple[dict[str, np.ndarray], ChunkStats]:
+def chunk_split(split: TokenizedSplit, chunk_size: int) -> tuple[ChunkColumns, ChunkStats]:
     """Cut the concatenated split into equal chunks, dropping the remainder once.
 
     Columns match what the course's group_texts produces (input_ids, attention_mask,
-    labels = a copy of input_ids) plus what masking needs (special_tokens_mask,
-    offset_mapping for the collator's whole-word masking, word_ids).
+    labels = a copy of input_ids) plus what masking needs (special_tokens_mask, and
+    offset_mapping for the collator's whole-word masking with its word_ids, made on first use).
     """
     n = split.total // chunk_size
     used = n * chunk_size
     ids = np.asarray(split.input_ids[:used]).reshape(n, chunk_size)
-    special = np.asarray(split.special[:used]).reshape(n, chunk_size)
-    offsets = np.asarray(split.offsets[:used]).reshape(n, chunk_size, 2)
     columns = {
         "input_ids": ids,
         "attention_mask": np.ones_like(ids, dtype=np.int8),
-        "special_tokens_mask": special,
-        "offset_mapping": offsets,
-        "word_ids": word_ids(offsets, special),
+        "special_tokens_mask": np.asarray(split.special[:used]).reshape(n, chunk_size),
         "labels": ids,
     }
-    return columns, ChunkStats(chunk_size, split.total, n, split.total - used)
+    return ChunkColumns(columns, split), ChunkStats(chunk_size, split.total, n, split.total - used)
+
+
+class ChunkColumns(Mapping):
+    """A split's chunk columns by name. offset_mapping and word_ids are computed on first access (from
+    the split's offsets, tokenized then if need be): only whole-word masking and word counts read them."""
+
+    LAZY = ("offset_mapping", "word_ids")
+
+    def __init__(self, columns: dict[str, np.ndarray], split: TokenizedSplit):
+        self._columns = columns
+        self._split = split
+        self._lazy = split.offsets is not None or split.load_offsets is not None
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._columns and self._lazy and key in self.LAZY:
+            n, width = self._columns["input_ids"].shape
+            offsets = np.asarray(self._split.offset_array()[: n * width]).reshape(n, width, 2)
+            self._columns["offset_mapping"] = offsets
+            self._columns["word_ids"] = word_ids(offsets, self._columns["special_tokens_mask"])
+        return self._columns[key]
+
+    def __iter__(self) -> Iterator[str]:
+        lazy = [k for k in self.LAZY if k not in self._columns] if self._lazy else []
+        return iter([*self._columns, *lazy])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
 
 
 def to_dataset(columns: dict[str, np.ndarray]):
@@ -284,7 +355,7 @@ def downsample(n_available: int, n_wanted: int, seed: int) -> np.ndarray:
 class Prepared:
     """Chunked train/test splits ready for masking and training."""
 
-    chunks: dict[str, dict[str, np.ndarray]]
+    chunks: dict[str, ChunkColumns]
     stats: dict[str, ChunkStats]
     docs: dict[str, int]
     cache_hit: bool

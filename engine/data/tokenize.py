@@ -1,15 +1,17 @@
 """Tokenizing a list of texts into flat numpy arrays, as fast as the Rust tokenizer allows.
 
-Every document's tokens, [CLS] ... [SEP], go back to back into one int32 array (plus
-character offsets and the special-token mask that whole-word masking needs); chunking
-is then a reshape (engine.data.corpus.chunk_split). Kept apart from engine.data.corpus, which loads
+Every document's tokens, [CLS] ... [SEP], go back to back into one int32 array (plus the
+special-token mask, and the character offsets only when asked: whole-word masking needs
+them, nothing else does, and converting them costs as much Python time as the ids);
+chunking is then a reshape (engine.data.corpus.chunk_split). Kept apart from engine.data.corpus, which loads
 corpora and caches these arrays on disk.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,53 +21,66 @@ class TokenizedSplit:
     """One split as flat arrays: every document's tokens, [CLS] ... [SEP], back to back."""
 
     input_ids: np.ndarray  # int32 (total,)
-    offsets: np.ndarray  # int32 (total, 2): character span of each token in its document
+    offsets: np.ndarray | None  # int32 (total, 2): character span of each token; None until asked for
     special: np.ndarray  # uint8 (total,): 1 for [CLS]/[SEP]/...
     doc_lengths: np.ndarray  # int32 (docs,)
+    load_offsets: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def total(self) -> int:
         return int(self.input_ids.shape[0])
 
+    def offset_array(self) -> np.ndarray | None:
+        """The offsets, computed (and kept) on first use when they were not tokenized up front."""
+        if self.offsets is None and self.load_offsets is not None:
+            self.offsets = self.load_offsets()
+        return self.offsets
 
-def tokenize_texts(texts: list[str], tokenizer, progress=None, batch_size: int = 2048) -> TokenizedSplit:
+
+def tokenize_texts(texts: list[str], tokenizer, progress=None, batch_size: int = 2048, offsets: bool = True,
+                   backend=None) -> TokenizedSplit:
     """Encode all texts with the Rust tokenizer (no truncation: long reviews are chunked later).
 
     Batches of `batch_size` documents are pipelined: the Rust call releases the GIL, so
     a thread encodes batch k+1 (on all cores) while this one copies batch k into numpy;
-    `progress(fraction)` is called after each batch.
+    `progress(fraction)` is called after each batch. offsets=False uses `encode_batch_fast`
+    and leaves `offsets` None; `backend` is an _untruncated() copy to reuse.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    backend = _untruncated(tokenizer)
+    backend = backend or _untruncated(tokenizer)
+    encode = backend.encode_batch if offsets else backend.encode_batch_fast
     texts = list(texts)
     batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)] or [[]]
     parts = []
     if progress:
         progress(0.0)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(backend.encode_batch, batches[0])
+        pending = pool.submit(encode, batches[0])
         for k in range(len(batches)):
             encodings = pending.result()
             if k + 1 < len(batches):
-                pending = pool.submit(backend.encode_batch, batches[k + 1])
-            parts.append(_to_arrays(encodings))
+                pending = pool.submit(encode, batches[k + 1])
+            parts.append(_to_arrays(encodings, offsets))
             if progress:
                 progress((k + 1) / len(batches))
     if len(parts) == 1:
         return parts[0]
-    return TokenizedSplit(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                            ("input_ids", "offsets", "special", "doc_lengths")))
+    joined = {f: np.concatenate([getattr(p, f) for p in parts]) for f in ("input_ids", "special", "doc_lengths")}
+    return TokenizedSplit(offsets=np.concatenate([p.offsets for p in parts]) if offsets else None, **joined)
 
 
-def _to_arrays(encodings) -> TokenizedSplit:
+def _to_arrays(encodings, with_offsets: bool = True) -> TokenizedSplit:
     lengths = np.fromiter((len(e) for e in encodings), dtype=np.int32, count=len(encodings))
     total = int(lengths.sum())
     chain = itertools.chain.from_iterable
     ids = np.fromiter(chain(e.ids for e in encodings), dtype=np.int32, count=total)
-    offsets = np.fromiter(chain(chain(e.offsets for e in encodings)), dtype=np.int32, count=2 * total)
     special = np.fromiter(chain(e.special_tokens_mask for e in encodings), dtype=np.uint8, count=total)
-    return TokenizedSplit(ids, offsets.reshape(total, 2), special, lengths)
+    offsets = None
+    if with_offsets:
+        offsets = np.fromiter(chain(chain(e.offsets for e in encodings)), dtype=np.int32, count=2 * total)
+        offsets = offsets.reshape(total, 2)
+    return TokenizedSplit(ids, offsets, special, lengths)
 
 
 def _untruncated(tokenizer):
