@@ -164,3 +164,14 @@ def test_fast_tokenizing_gives_the_same_ids_and_special_mask(tokenizer):
     assert fast.offsets is None and full.offsets.shape == (full.total, 2)
     for field in ("input_ids", "special", "doc_lengths"):
         np.testing.assert_array_equal(getattr(fast, field), getattr(full, field))
+
+
+def test_training_batches_ask_for_word_columns_only_for_whole_word_masking(small_corpus, tokenizer, fresh_cache):
+    from engine.training.batches import take
+
+    train = data.prepare(small_corpus, tokenizer, chunk_size=64).chunks["train"]
+    folder = fresh_cache / next(p.name for p in fresh_cache.iterdir() if p.name.startswith("tok-v2-"))
+    token_level = take(train, np.arange(4), words=False)
+    assert "offset_mapping" not in token_level and not (folder / "train" / "offsets.npy").exists()
+    whole_word = take(train, np.arange(4))
+    assert whole_word["offset_mapping"].shape == (4, 64, 2) and (folder / "train" / "offsets.npy").exists()

@@ -54,8 +54,13 @@ def mask_rows(collator, columns: dict[str, np.ndarray], rows: np.ndarray) -> tup
     return torch.cat(inputs), torch.cat(labels)
 
 
-def take(columns: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v[index]) for k, v in columns.items()}
+WORD_COLUMNS = ("offset_mapping", "word_ids")
+
+
+def take(columns, index: np.ndarray, words: bool = True) -> dict[str, np.ndarray]:
+    """The chunks at `index`. words=False leaves out offset_mapping and word_ids: only whole-word
+    masking reads them, and asking for them makes a corpus tokenized without offsets tokenize again."""
+    return {k: np.asarray(columns[k][index]) for k in columns if words or k not in WORD_COLUMNS}
 
 
 @dataclass

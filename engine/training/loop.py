@@ -103,14 +103,16 @@ def _data(cfg: TrainConfig, tokenizer, max_length: int, folder: RunFolder, is_ma
     """Training chunk columns, and the fixed eval set (main process only; reused on resume)."""
     prepared = data.prepare(cfg.corpus, tokenizer, cfg.chunk_size, max_length)
     chunks = prepared.chunks
-    train_cols = take(chunks["train"], data.downsample(len(chunks["train"]["input_ids"]), cfg.train_size, cfg.seed))
+    words = cfg.whole_word_mask
+    train_cols = take(chunks["train"], data.downsample(len(chunks["train"]["input_ids"]), cfg.train_size, cfg.seed),
+                      words)
     eval_arrays = None
     if is_main:
         if folder.eval_set_path.exists():
             eval_arrays = load_eval_set(folder.eval_set_path)
         else:
             test = chunks["test"]
-            test_cols = take(test, data.downsample(len(test["input_ids"]), cfg.test_size, cfg.seed))
+            test_cols = take(test, data.downsample(len(test["input_ids"]), cfg.test_size, cfg.seed), words)
             eval_arrays = build_eval_set(test_cols, tokenizer, cfg)
             save_eval_set(folder.path, eval_arrays)
     return train_cols, eval_arrays
