@@ -51,6 +51,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from components import corpus_picker
 from components.common import user_errors
 from components.cost_plots import memory_bars
 from components.forms import Form
@@ -383,9 +384,7 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
                                                                    elem_id="costs-tokens")
                 form["epochs"] = gr.Number(3, label="Epochs")
             with gr.Row():
-                corpus_source = gr.Dropdown([("IMDb (bundled)", "imdb"), ("Rotten Tomatoes (bundled)",
-                                                                           "rotten_tomatoes")],
-                                            value="imdb", label="Count a bundled corpus")
+                corpus_source = corpus_picker.render("Count the tokens of a corpus", elem_id="costs-corpus")
                 count_btn = gr.Button("Count its tokens")
             from_dataset = gr.Button("Use the corpus analysed in the Dataset tab", size="sm",
                                      visible=dataset_stats is not None, elem_id="costs-from-dataset")

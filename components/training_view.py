@@ -16,7 +16,8 @@ from typing import Any
 
 import gradio as gr
 
-from components.run_plots import figures, history_frame, progress_html
+from components.run_plots import figures, progress_html
+from components.run_table import history_frame
 from engine.errors import UserError
 from engine.run_folder import RESUMABLE_STATES
 from engine.runs import jobs

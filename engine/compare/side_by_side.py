@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -55,9 +56,12 @@ class RunEntry:
 
     @property
     def label(self) -> str:
+        """The run's name (its id when it has none) and what it is; escaped where it is shown as HTML."""
         ppl = self.summary.get("eval_perplexity_after")
         ppl_txt = f", perplexity {ppl:.1f}" if isinstance(ppl, (int, float)) else ""
-        return f"{self.run_id} ({self.method} on {self.config.get('model', '?')}{ppl_txt})"
+        name = self.config.get("name") or self.run_id
+        model = Path(str(self.config.get("model", "?"))).name
+        return f"{name} ({self.method} on {model}{ppl_txt}) · {self.run_id[-6:]}"
 
 
 def _entry(folder: RunFolder) -> RunEntry:
@@ -308,22 +312,22 @@ def _evaluate(model, arrays: dict, batch_size: int) -> tuple[float, float]:
 
 
 def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_run: str | None = None,
-                     max_rows: int = 256, batch_size: int = 32, cache: ModelCache | None = None) -> pd.DataFrame:
-    """Every chosen model's perplexity on ONE fixed masked eval set: `eval_run`'s, else the first run's."""
-    import numpy as np
+                     max_rows: int = 256, batch_size: int = 32, cache: ModelCache | None = None,
+                     corpus_id: str | None = None) -> pd.DataFrame:
+    """Every chosen model's perplexity on ONE fixed masked eval set: `corpus_id`'s test split masked once
+    (see corpus_eval_set), else `eval_run`'s eval set, else the first run's."""
 
     specs = model_specs(names, base_ref)
-    runs = [s.run for s in specs if s.run is not None]
-    source = comparable_run(eval_run) if eval_run else (runs[0] if runs else None)
-    if source is None:
-        raise UserError("Perplexity needs a run's eval set: pick at least one finished run (or name one).")
-    path = source.folder.eval_set_path
-    if not path.exists():
-        raise UserError(f"Run {source.run_id} has no {path.name} (it was deleted): pick another run.")
     rows = max(1, whole(max_rows, "Rows of the eval set"))
-    with np.load(path) as npz:
-        arrays = {k: npz[k][:rows] for k in ("input_ids", "attention_mask", "labels")}
-    eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
+    if corpus_id:
+        source = None
+        arrays = corpus_eval_set(corpus_id, specs[0].ref, rows)
+        eval_tok = cached_tokenizer(specs[0].ref)  # the first model's tokenizer masked it
+    else:
+        source = _eval_run(specs, eval_run)
+        with np.load(source.folder.eval_set_path) as npz:
+            arrays = {k: npz[k][:rows] for k in ("input_ids", "attention_mask", "labels")}
+        eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
     cache = cache or shared_cache()
     rows = []
     # A model with another vocabulary cannot be scored on these token ids: left blank.
@@ -332,15 +336,43 @@ def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_
     for spec, score in zip(specs, scores):
         recorded = spec.run.summary if spec.run else {}
         row = {"model": spec.label, "perplexity": None, "loss": None,
-               "recorded_before": (recorded or source.summary).get("eval_perplexity_before"),
+               "recorded_before": (recorded or (source.summary if source else {})).get("eval_perplexity_before"),
                "recorded_after": recorded.get("eval_perplexity_after"), "eval_chunks": len(arrays["labels"])}
         if score is not None:
             loss, ppl = score
             row.update(perplexity=round(ppl, 3), loss=round(loss, 4))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    frame.attrs["eval_run"] = source.run_id
+    frame.attrs["eval_run"] = source.run_id if source else ""
+    frame.attrs["corpus_id"] = corpus_id or ""
     return frame
+
+
+def _eval_run(specs, eval_run: str | None) -> RunEntry:
+    runs = [s.run for s in specs if s.run is not None]
+    source = comparable_run(eval_run) if eval_run else (runs[0] if runs else None)
+    if source is None:
+        raise UserError("Perplexity needs a run's eval set: pick at least one finished run (or name one).")
+    if not source.folder.eval_set_path.exists():
+        raise UserError(f"Run {source.run_id} has no {source.folder.eval_set_path.name} (it was deleted): "
+                        "pick another run.")
+    return source
+
+
+def corpus_eval_set(corpus_id: str, tokenizer_ref: str, rows: int, chunk_size: int = 128) -> dict:
+    """A masked eval set from a corpus's test split, masked once with the training defaults (15%, seed 42),
+    so every model is scored on the same masked positions of the user's own domain."""
+    from engine.data import store
+    from engine.data.corpus import prepare
+    from engine.models import max_length_of
+    from engine.training.config import TrainConfig
+    from engine.training.eval_set import build_eval_set
+
+    tokenizer = cached_tokenizer(tokenizer_ref)
+    size = min(chunk_size, max_length_of(tokenizer_ref))
+    test = prepare(store.config_for(corpus_id), tokenizer, size, max_length_of(tokenizer_ref)).chunks["test"]
+    columns = {k: np.asarray(v)[:rows] for k, v in test.items()}
+    return build_eval_set(columns, tokenizer, TrainConfig())
 
 
 # ---------------------------------------------------------------- links

@@ -12,6 +12,8 @@ checks them all.
 from __future__ import annotations
 
 import json
+import time
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 
 from engine.data.corpus import CorpusConfig
@@ -20,7 +22,8 @@ from engine.numbers import check_chunk_size, number
 
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-RECORD_KEYS = ("run_id", "created_at")  # what jobs writes next to the settings in a run's config.json
+RECORD_KEYS = ("run_id", "created_at")
+NAME_MAX, NOTES_MAX = 120, 2000  # what jobs writes next to the settings in a run's config.json
 
 
 def default_lr(method: str) -> float:
@@ -84,6 +87,11 @@ class TrainConfig:
                               minimum=0)
     precision: str = setting("auto", "auto: fp32 on CPU, bf16 (or fp16) mixed precision on GPU", choices=PRECISIONS)
     seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0)
+    # Not training settings: how people tell runs apart (history, Compare, share pages).
+    name: str = setting("", f"the run's name (at most {NAME_MAX} characters; empty: model, method, corpus "
+                            "and time)", parse=lambda v, label: clean_text(v, NAME_MAX, one_line=True))
+    notes: str = setting("", f"free notes about the run (at most {NOTES_MAX} characters)",
+                         parse=lambda v, label: clean_text(v, NOTES_MAX, one_line=False))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +124,31 @@ class TrainConfig:
         if self.max_steps < 1 and self.epochs <= 0:
             raise UserError("Set max steps of at least 1 or a positive number of epochs.")
         return self
+
+
+def clean_text(value, limit: int, one_line: bool) -> str:
+    """A name or notes as kept: control characters dropped (notes keep line breaks and tabs),
+    at most `limit` characters. HTML stays as typed and is escaped wherever it is shown."""
+    keep = "" if one_line else "\n\t"
+    text = "".join(c for c in str(value or "") if c in keep or unicodedata.category(c)[0] != "C")
+    text = " ".join(text.split()) if one_line else text.strip()
+    return text[:limit]
+
+
+def default_name(cfg: TrainConfig, when: float) -> str:
+    """'<model> · <method> · <corpus> · <time>': what a run is called until someone names it."""
+    corpus = cfg.corpus
+    where = corpus.corpus_id or corpus.hub_id or corpus.source
+    if corpus.source == "stored" and corpus.corpus_id:
+        try:
+            from engine.data import store
+
+            where = store.get(corpus.corpus_id).name
+        except UserError:
+            pass
+    model = cfg.model.rstrip("/").rsplit("/", 1)[-1]
+    return clean_text(f"{model} · {cfg.method} · {where} · {time.strftime('%m-%d %H:%M', time.localtime(when))}",
+                      NAME_MAX, one_line=True)
 
 
 def label(f) -> str:
