@@ -14,7 +14,7 @@ OFFLINE = ensure_mode()  # before anything imports transformers or datasets
 
 import gradio as gr  # noqa: E402
 
-from components import compare, costs, dataset, masking, training  # noqa: E402
+from components import compare, corpus_picker, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
 
@@ -26,18 +26,30 @@ def build_app() -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\nDomain adaptation of masked language models: explore, mask, train, compare, price.")
         gr.Markdown(mode_banner(), elem_id="mode-banner")
         gr.Markdown(hardware.banner_markdown(hardware.detect()), elem_id="hardware-banner")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Dataset", id="dataset"):
                 corpus_stats = dataset.render()
             with gr.Tab("Masking", id="masking"):
                 masking.render()
             with gr.Tab("Train", id="train"):
                 training.render(demo)
-            with gr.Tab("Compare", id="compare"):
-                compare.render(demo)
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                compare.render(demo, compare_tab)
             with gr.Tab("Costs", id="costs"):
                 costs.render(corpus_stats)
+        corpus_picker.wire(demo, tabs)  # every tab's corpus list, re-read on load and on a tab change
+        demo.load(tab_for_link, None, tabs, api_visibility="private", queue=False)
     return demo
+
+
+def tab_for_link(request: gr.Request):
+    """A shared link opens the tab it is for: ?run= the Train tab, ?compare= the Compare tab."""
+    params = getattr(request, "query_params", {}) or {}
+    if params.get("run"):
+        return gr.Tabs(selected="train")
+    if params.get("compare"):
+        return gr.Tabs(selected="compare")
+    return gr.skip()
 
 
 def main() -> None:

@@ -207,10 +207,10 @@ def on_upload(upload):
         return gr.update(choices=[], value=None), gr.update(choices=[""], value=""), f"⚠️ {html.escape(str(exc))}"
     labels = ["", "label"] + [c for c in info.columns if c != "label"]
     return (gr.update(choices=info.columns, value=info.default), gr.update(choices=labels, value="label"),
-            upload_note(path, info.default))
+            upload_summary(path, info.default))
 
 
-def upload_note(upload, column) -> str:
+def upload_summary(upload, column) -> str:
     """The file's summary and the text column in use now (rewritten when the user picks another)."""
     path = upload if isinstance(upload, str) else None
     if not path:
@@ -385,7 +385,7 @@ def render() -> gr.JSON:
     for widget in (source, stored_pick, upload):
         widget.change(clear, None, cleared, api_visibility="private", queue=False)
     upload.change(on_upload, upload, [text_column, label_column, upload_note], api_visibility="private")
-    text_column.change(upload_note, [upload, text_column], upload_note, api_visibility="private")
+    text_column.change(upload_summary, [upload, text_column], upload_note, api_visibility="private")
     analyse.click(
         dataset_stats, stats_args, stats_json, api_name="dataset_stats",
         show_progress_on=[sizes, sanity, histogram],

@@ -256,26 +256,32 @@ def biggest_moves(model_probs: torch.Tensor, base_probs: torch.Tensor, tokenizer
 MAX_PROMPTS = 50
 
 
-def parse_prompts(prompts: str | list[str] | None) -> list[str]:
-    """One prompt per line (or a list); blank lines skipped; each must hold a mask."""
+def parse_prompts(prompts: str | list[str] | None) -> tuple[list[str], list[str]]:
+    """One prompt per line (or a list); blank lines skipped. Returns (usable prompts, a message per
+    line that cannot be used): one line without a mask must not cost the rest of the list."""
     lines = prompts.splitlines() if isinstance(prompts, str) else list(prompts or [])
     lines = [line.strip() for line in lines if line and line.strip()]
     if not lines:
         raise UserError("The prompt list is empty: type one prompt with a [MASK] per line.")
     if len(lines) > MAX_PROMPTS:
         raise UserError(f"{len(lines)} prompts; at most {MAX_PROMPTS} at once. Split the list.")
+    good, skipped = [], []
     for i, line in enumerate(lines, 1):
         try:
             normalize(line, "[MASK]")
+            good.append(line)
         except UserError as exc:
-            raise UserError(f"Prompt {i} ({line[:60]!r}): {exc}") from exc
-    return lines
+            skipped.append(f"Prompt {i} ({line[:60]!r}) skipped: {exc}")
+    if not good:
+        raise UserError("No prompt in the list can be used. " + " ".join(skipped))
+    return good, skipped
 
 
 def prompt_table(names: list[str] | None, prompts, base_ref: str | None = None,
                  cache: ModelCache | None = None) -> pd.DataFrame:
-    """Long format: one row per prompt x mask x model with the top-1 token and its probability."""
-    lines = parse_prompts(prompts)
+    """Long format: one row per prompt x mask x model with the top-1 token and its probability.
+    Lines that cannot be used are listed in the frame's attrs["skipped"]."""
+    lines, skipped = parse_prompts(prompts)
     specs = model_specs(names, base_ref)
     cache = cache or shared_cache()
     rows = []
@@ -285,7 +291,9 @@ def prompt_table(names: list[str] | None, prompts, base_ref: str | None = None,
             for m, preds in enumerate(res.masks):
                 rows.append({"prompt": prompt, "mask": m + 1, "model": spec.label,
                              "top1": preds[0].token, "probability": round(preds[0].probability, 4)})
-    return pd.DataFrame(rows, columns=["prompt", "mask", "model", "top1", "probability"])
+    frame = pd.DataFrame(rows, columns=["prompt", "mask", "model", "top1", "probability"])
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
 def wide_prompt_table(long: pd.DataFrame) -> pd.DataFrame:
