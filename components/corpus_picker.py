@@ -15,7 +15,6 @@ import os
 import gradio as gr
 
 from engine.data import store
-from engine.numbers import env_number
 
 DEFAULT = "imdb"
 PRIVATE = {"api_visibility": "private"}
@@ -34,7 +33,7 @@ def choices(extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
 
 def limits_text() -> str:
     """The limits a user meets when adding a corpus (the same env vars app.py and the store read)."""
-    upload_mb = env_number("MLM_MAX_UPLOAD_MB", 0.0)
+    upload_mb = store.max_upload_mb()
     upload = f"uploads up to {upload_mb:g} MB" if upload_mb > 0 else "no upload size limit set"
     return (f"Stored corpora: {len(store.list_corpora()) - len(store.BUNDLED)} of at most {store.max_corpora()} "
             f"(MLM_MAX_CORPORA; the least recently used corpus no run refers to makes room); {upload} "
@@ -44,7 +43,9 @@ def limits_text() -> str:
 def render(label: str = "Corpus", elem_id: str | None = None, value: str = DEFAULT,
            extra: list[tuple[str, str]] = (), **kwargs) -> gr.Dropdown:
     extra = list(extra)
-    picker = gr.Dropdown(choices(extra), value=value, label=label, elem_id=elem_id, allow_custom_value=False,
+    # allow_custom_value: the choices were read when the app was built; a corpus stored since (or an id
+    # from the API) is checked by engine.data.store instead.
+    picker = gr.Dropdown(choices(extra), value=value, label=label, elem_id=elem_id, allow_custom_value=True,
                          **kwargs)
     picker.extra_choices = extra  # wire() rebuilds the same list
     _pending.append(picker)

@@ -256,7 +256,7 @@ def on_stored(stats: dict | None):
 
 
 @user_errors
-def rename_corpus(corpus_id: str, name: str):
+def on_rename(corpus_id: str, name: str):
     if not corpus_id:
         raise UserError("Analyse a corpus first: the name belongs to the stored corpus.")
     if not (name or "").strip():
@@ -393,7 +393,7 @@ def render() -> gr.JSON:
         dataset_view, [*corpus_inputs, model, chunk_size, max_docs, n_samples, seed], view_outputs,
         api_visibility="private", show_progress_on=[samples, histogram, pieces],
     )
-    rename_btn.click(rename_corpus, [stored_id, stored_name], [stored_name, stored_md], api_visibility="private")
+    rename_btn.click(on_rename, [stored_id, stored_name], [stored_name, stored_md], api_visibility="private")
     sample_inputs = [*corpus_inputs, max_docs, n_samples, seed]
     reroll.click(lambda: random.randrange(100_000), None, seed, api_visibility="private").then(
         samples_only, sample_inputs, samples, api_visibility="private")
