@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 
 import gradio as gr
 
@@ -18,7 +19,8 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise gr.Error(str(exc)) from exc
+            # The toast renders its message as HTML: a "<mask>" in a message would vanish.
+            raise gr.Error(html.escape(str(exc), quote=False)) from exc
 
     return wrapper
 

@@ -399,7 +399,7 @@ def corpus_label(corpus) -> str:
 def duration(status: dict) -> float | None:
     """Wall-clock seconds of a finished run, every attempt of a resumed one included."""
     started, finished = status.get("started_at"), status.get("finished_at")
-    if not (started and finished):
+    if started is None or finished is None:
         return None
     return round(finished - started + float(status.get("elapsed_before") or 0.0), 1)
 
