@@ -19,6 +19,13 @@ from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
 
 TITLE = "MLM Studio"
+# On a phone (one column) the Train tab's run status and charts come before its long form.
+CSS = """
+@media (max-width: 760px) {
+  #train-layout { flex-direction: column-reverse !important; }
+  #costs-table table { table-layout: fixed; width: 100% !important; }
+}
+"""
 
 
 def build_app() -> gr.Blocks:
@@ -57,7 +64,7 @@ def main() -> None:
     port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", "7860")))
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     demo.queue(default_concurrency_limit=int(os.environ.get("MLM_CONCURRENCY", "4")))
-    demo.launch(server_name=host, server_port=port, show_error=True)
+    demo.launch(server_name=host, server_port=port, show_error=True, css=CSS)
 
 
 if __name__ == "__main__":

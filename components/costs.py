@@ -399,8 +399,10 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     view = Form(EstimateView)
     view["summary"] = gr.Markdown(elem_id="costs-summary")
     view["plot"] = gr.Plot(label="Peak memory by part")
+    # wrap + fixed shares: on a phone the two value columns stay on screen next to their row labels
     view["table"] = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False,
-                                 elem_id="costs-table", max_height=1200)
+                                 elem_id="costs-table", max_height=1200, wrap=True,
+                                 column_widths=["46%", "27%", "27%"])
     view["formula"] = gr.Markdown(elem_id="costs-formula")
     view["calibration"] = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):
