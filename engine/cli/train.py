@@ -22,7 +22,7 @@ from pathlib import Path
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 from engine.run_folder import RunFolder, new_run_id, runs_dir, valid_run_id
-from engine.training.config import RECORD_KEYS, TrainConfig, default_lr
+from engine.training.config import RECORD_KEYS, TrainConfig, default_lr, default_name
 
 LOG_TAIL = 20
 
@@ -122,6 +122,8 @@ def new_run(cfg: TrainConfig) -> tuple[str, Path]:
     run_id, root = _shared_run_id(), runs_dir()
     if _is_main():
         created = time.time()
+        if not cfg.name:
+            cfg.name = default_name(cfg, created)
         folder = RunFolder.create(root, run_id, cfg.to_dict(), created)
         folder.update_status(state="queued", message="", pid=os.getpid(), created_at=created,
                              step=0, total_steps=None, log_tail=[])

@@ -125,8 +125,16 @@ def model_specs(names: list[str] | None, base_ref: str | None = None) -> list[Sp
             specs.append(base_spec(base_ref))
         else:
             run = comparable_run(name)
-            specs.append(Spec(name, f"{run.run_id} ({run.method})", str(run.final_dir), run))
+            specs.append(Spec(name, column_label(run), str(run.final_dir), run))
     return specs
+
+
+def column_label(run: RunEntry) -> str:
+    """A run's column header and legend entry: its name, with the id's end so equal names stay apart."""
+    name = run.config.get("name")
+    if not name or name == run.run_id:
+        return f"{run.run_id} ({run.method})"
+    return f"{name} ({run.method}, …{run.run_id[-6:]})"
 
 
 def base_spec(base_ref: str | None) -> Spec:
