@@ -107,3 +107,27 @@ def test_worker_log_drops_library_warnings_only():
         warnings.warn_explicit("deprecated", FutureWarning, "m.py", 1, module="transformers.modeling_utils")
         warnings.warn_explicit("ours", UserWarning, "loop.py", 1, module="engine.training.loop")
     assert [str(w.message) for w in caught] == ["ours"]
+
+
+def _by_elem_id(demo, elem_id):
+    return next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id)
+
+
+def test_nothing_can_leave_start_disabled():
+    """A failed Start once left the button disabled until a reload: no event writes to it any more."""
+    demo = app.build_app()
+    start = _by_elem_id(demo, "train-start")
+    writers = [fn for fn in demo.fns.values() if any(getattr(o, "_id", o) == start._id for o in fn.outputs)]
+    assert writers == []
+    clicks = [fn for fn in demo.fns.values() if (start._id, "click") in [tuple(t) for t in fn.targets]]
+    assert len(clicks) == 1 and clicks[0].trigger_mode == "once"
+
+
+def test_the_text_column_line_follows_the_picked_column(tmp_path):
+    from components import dataset
+
+    path = tmp_path / "notes.csv"
+    path.write_text("note,summary\n" + "\n".join(f'"long clinical note number {i} with many words",short {i}'
+                                                  for i in range(10)))
+    assert "Text column: `note` (the longest texts)" in dataset.upload_summary(str(path), "")
+    assert "Text column: `summary` (your pick)" in dataset.upload_summary(str(path), "summary")
