@@ -286,7 +286,7 @@ def render() -> None:
     strategy.change(strategy_changed, strategy, [mask, rand, keep, split_msg], api_visibility="private",
                     concurrency_limit=None)
     for widget in (mask, rand):
-        widget.input(split_status, [strategy, mask, rand], [keep, split_msg],
+        widget.change(split_status, [strategy, mask, rand], [keep, split_msg],
                       api_visibility="private", concurrency_limit=None)
     mask_inputs = [source, text, model, corpus, chunk_size, chunk_index, strategy, prob, mask, rand, seed]
     mask_outputs = [view, counts, rate, notices]

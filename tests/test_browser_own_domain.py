@@ -123,3 +123,32 @@ def test_own_domain_journey(page, browser, app_url, tiny_model_dir, tmp_path, re
     pick(page, "costs-corpus", "Cardiology ward notes")
     page.get_by_role("button", name="Count its tokens").click()
     expect(page.get_by_text(re.compile("Cardiology ward notes, train split"))).to_be_visible(timeout=120_000)
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_phone_shows_the_run_first_and_the_costs_values(browser, app_url):
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = ctx.new_page()
+        page.goto(app_url + "?run=20260101-000000-0123456789abcdef")  # a share link opens the Train tab
+        run_info = page.locator("#train-run-info")
+        expect(run_info).to_contain_text("No run with id", timeout=60_000)
+        # the run's status comes before the long form, not two screens below it
+        assert run_info.bounding_box()["y"] < page.locator("#train-model").bounding_box()["y"]
+
+        page.goto(app_url)
+        tab = page.get_by_role("tab", name="Costs")
+        if not tab.is_visible():
+            page.get_by_role("button", name="More tabs").click()
+            tab = page.locator(".overflow-dropdown button", has_text="Costs")
+        tab.click()
+        page.locator("#costs-estimate").click()
+        cell = page.locator("#costs-table td").nth(2)  # the first row's LoRA value
+        expect(cell).not_to_be_empty(timeout=120_000)
+        cell.scroll_into_view_if_needed()
+        box = cell.bounding_box()
+        assert box and box["x"] + box["width"] <= PHONE["width"] + 1, box
+    finally:
+        ctx.close()
