@@ -118,7 +118,7 @@ def run_prompts(models: list[str], prompts: str, ref: str):
     long = cmp.prompt_table(list(models or []), prompts, ref)
     with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="prompt-table-", delete=False) as f:
         long.to_csv(f, index=False)
-    skipped = "\n".join(f"- ⚠️ {html.escape(line)}" for line in long.attrs.get("skipped", []))
+    skipped = "\n".join(f"- ⚠️ {html.escape(line, quote=False)}" for line in long.attrs.get("skipped", []))
     return cmp.wide_prompt_table(long), f.name, skipped
 
 
