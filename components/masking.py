@@ -217,15 +217,16 @@ def mask_preview(
     chunk_index: int = 0,
     chunk_size: int = 128,
 ) -> dict:
-    """Mask a text (or a chunk of a bundled corpus) exactly as DataCollatorForLanguageModeling does.
+    """Mask a text (or a chunk of a corpus) exactly as DataCollatorForLanguageModeling does.
 
     Inputs: text; strategy "token" or "whole_word"; mlm_probability in (0, 1); mask_replace_prob
     and random_replace_prob in [0, 1] with a sum of at most 1 (the rest is kept unchanged); seed
     (same seed, same masks); model ("" = the default: "bundled" offline); source "text" or
-    "chunk" (then corpus "imdb" or "rotten_tomatoes", chunk_index and chunk_size pick a chunk of
-    the train split). Output: {"tokens": [{"position", "original", "shown", "kind" (unmasked |
-    mask | random | kept), "label" (the token to predict, or null), "special"}], "counts": {kind:
-    n}, "eligible", "selected", "realised_rate", "expected": {"rate", "mask", "random", "kept"},
+    "chunk" (then corpus: "imdb", "rotten_tomatoes" or a stored corpus's id from /list_corpora;
+    chunk_index and chunk_size pick a chunk of its train split).
+    Output: {"tokens": [{"position", "original", "shown", "kind" (unmasked | mask | random |
+    kept), "label" (the token to predict, or null), "special"}], "counts": {kind: n},
+    "eligible", "selected", "realised_rate", "expected": {"rate", "mask", "random", "kept"},
     "config", "source", "notices": [str]}. Bad input returns an error with a message.
     """
     cfg = MaskingConfig.from_inputs(strategy, mlm_probability, mask_replace_prob, random_replace_prob, seed)
