@@ -131,3 +131,17 @@ def test_the_text_column_line_follows_the_picked_column(tmp_path):
                                                   for i in range(10)))
     assert "Text column: `note` (the longest texts)" in dataset.upload_summary(str(path), "")
     assert "Text column: `summary` (your pick)" in dataset.upload_summary(str(path), "summary")
+
+
+def test_another_corpus_clears_the_previous_results():
+    """Picking another source, stored corpus or file empties the analysis: no stale results on screen."""
+    demo = app.build_app()
+    blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    cleared_by = {}
+    for fn in demo.fns.values():
+        ids = {getattr(o, "_id", o) for o in fn.outputs}
+        if blocks["ds-sanity"]._id in ids and blocks["ds-stored-info"]._id in ids:
+            for block_id, event in fn.targets:
+                cleared_by[block_id] = event
+    for elem_id in ("ds-source", "ds-stored", "ds-upload"):
+        assert cleared_by.get(blocks[elem_id]._id) == "change", elem_id
