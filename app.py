@@ -17,6 +17,8 @@ import gradio as gr  # noqa: E402
 from components import compare, corpus_picker, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
+from engine.data.uploads import MAX_UPLOAD_MB, limits_text  # noqa: E402
+from engine.run_folder import runs_dir, writable  # noqa: E402
 
 TITLE = "MLM Studio"
 # On a phone (one column) the Train tab's run status and charts come before its long form.
@@ -33,6 +35,7 @@ def build_app() -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\nDomain adaptation of masked language models: explore, mask, train, compare, price.")
         gr.Markdown(mode_banner(), elem_id="mode-banner")
         gr.Markdown(hardware.banner_markdown(hardware.detect()), elem_id="hardware-banner")
+        gr.Markdown(storage_banner(), elem_id="storage-banner")
         with gr.Tabs() as tabs:
             with gr.Tab("Dataset", id="dataset"):
                 corpus_stats = dataset.render()
@@ -59,12 +62,23 @@ def tab_for_link(request: gr.Request):
     return gr.skip()
 
 
+def storage_banner() -> str:
+    """Says when runs cannot be written (every run is still shown, read-only), and the upload limits."""
+    reason = writable(runs_dir())
+    note = (f"**Runs are read-only**: {reason}. Every run on disk is shown, but new runs, cancel and "
+            f"resume need a writable runs folder. " if reason else "")
+    return note + limits_text()
+
+
 def main() -> None:
     demo = build_app()
     port = int(os.environ.get("PORT", os.environ.get("GRADIO_SERVER_PORT", "7860")))
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     demo.queue(default_concurrency_limit=int(os.environ.get("MLM_CONCURRENCY", "4")))
-    demo.launch(server_name=host, server_port=port, show_error=True, css=CSS)
+    # show_error=False: a gr.Error (components.common.user_errors) still shows its plain message;
+    # only raw exception text, which can name server paths, stays in the server's log.
+    demo.launch(server_name=host, server_port=port, show_error=False, max_file_size=f"{MAX_UPLOAD_MB}mb",
+                css=CSS)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,21 @@ from it as well. --ablations adds our loop without one part at a time: PyTorch's
 dropout (MLM_NATIVE_DROPOUT=1), glibc's default malloc (MLM_DEFAULT_MALLOC=1), and the
 whole last layer (engine.mlm_head.install not called).
 
+--compile MODE adds our loop compiled (engine/training/compiled.py: on, or cudagraphs), and
+prints how long compiling took. --only picks variants by name (ours, compiled, course).
+
 --arch builds a randomly initialised model of that size (no download needed); speed does
-not depend on the weights. On a GPU the script also prints model FLOPs utilisation.
+not depend on the weights. On a GPU the script also prints model FLOPs utilisation twice:
+the *standard* count (the full model's FLOPs, MLM head on every position: what other
+reports and the course's Trainer are measured by) and the count our masked-only head and
+last layer actually perform (fewer FLOPs, so a lower share for the same speed).
+--json writes every figure to a file.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -68,20 +76,35 @@ def chunks_for(model_ref: str, seq_len: int, n: int, seed: int) -> tuple[data.Co
     return corpus, take(train, data.downsample(len(train["input_ids"]), n, seed))
 
 
-def time_ours(model_ref: str, corpus, args) -> float:
-    """Seconds for args.steps optimizer steps after args.warmup, through engine.training.loop.train."""
+def time_ours(model_ref: str, corpus, args) -> tuple[float, float]:
+    """(seconds for args.steps optimizer steps after args.warmup, seconds spent compiling),
+    through engine.training.loop.train. Rows are logged (and progress stamped) only every
+    gcd(warmup, warmup + steps) steps: a log row reads the loss back from the device, which
+    a real run does only every few steps (10 by default)."""
     from engine.training.loop import train
 
     stamps: dict[int, float] = {}
+    compile_lines: list[str] = []
     cfg = TrainConfig(
         model=model_ref, corpus=corpus, chunk_size=args.seq_len, train_size=args.n, test_size=8,
         batch_size=args.batch_size, max_steps=args.warmup + args.steps, learning_rate=2e-5,
-        eval_every=0, log_every=1, save_every=0, precision=args.precision, seed=args.seed,
+        eval_every=0, log_every=math.gcd(args.warmup, args.warmup + args.steps), save_every=0,
+        precision=args.precision, seed=args.seed,
+        compile=args.compile or "off",
     )
+
+    def stamp(step: int) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        stamps[step] = time.perf_counter()
+
     with tempfile.TemporaryDirectory() as run_dir:
-        train(cfg, Path(run_dir), progress=lambda p: stamps.__setitem__(p["step"], time.perf_counter()),
-              log=lambda line: None)
-    return stamps[args.warmup + args.steps] - stamps[args.warmup]
+        train(cfg, Path(run_dir), progress=lambda p: p["step"] in (args.warmup, args.warmup + args.steps)
+              and stamp(p["step"]), log=lambda line: compile_lines.append(line) if "torch.compile" in line else None)
+    compiled = [float(line.rsplit(": ", 1)[1].split()[0]) for line in compile_lines if line.endswith(" s")]
+    if args.compile and not compiled:
+        raise SystemExit("compile asked for but not used: " + " | ".join(compile_lines))
+    return stamps[args.warmup + args.steps] - stamps[args.warmup], sum(compiled)
 
 
 def time_course(model_ref: str, columns: dict, args) -> float:
@@ -120,10 +143,13 @@ def _mixed(precision: str) -> str:
     return mixed_precision(precision, torch.cuda.is_available())
 
 
-def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float = 0.15) -> float:
+def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float = 0.15,
+                           standard: bool = False) -> float:
     """Training FLOPs of one chunk (forward + backward = 3x forward) that our loop runs: the
     encoder's matmuls and attention scores, the last layer past its attention and the MLM
-    head at the masked positions only (engine/mlm_head.py)."""
+    head at the masked positions only (engine/mlm_head.py).
+    standard=True: the usual count instead, the whole model with the head at every position
+    (668 MFLOP per token for BERT-base at 128), whatever the loop skips."""
     from engine import mlm_head
 
     loaded = load_mlm(model_ref)
@@ -138,6 +164,8 @@ def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float 
     attention = 2 * 2 * info.layers * seq_len * info.hidden_size  # QK^T and AV, per token
     head_per_masked = 2 * (info.hidden_size * info.hidden_size + info.hidden_size * info.vocab_size)
     skipped = (1 - mlm_probability) * 2 * post_attention
+    if standard:
+        return 3 * (2 * encoder + attention + head_per_masked) * seq_len
     per_token = 2 * encoder + attention + mlm_probability * head_per_masked - skipped
     return 3 * per_token * seq_len
 
@@ -146,6 +174,7 @@ def model_flops_per_sample(model_ref: str, seq_len: int, mlm_probability: float 
 # lasts for a process's life, so a shared process would hand it to whatever ran next.
 VARIANTS = {  # name: (loop, environment, child flags); the first and the course's are always run
     "ours": ("ours", {}, []),
+    "ours, compiled": ("ours", {}, ["--compile", "MODE"]),  # only with --compile MODE
     "course (Trainer + collator)": ("course", {}, []),
     "course, with our malloc setting": ("course", {}, ["--our-malloc"]),  # CPU only
 }
@@ -171,9 +200,15 @@ def run_variant(args) -> None:
         mlm_head.install = lambda base_model: False
     model_ref = args.model_ref
     corpus, columns = chunks_for(model_ref, args.seq_len, args.n, args.seed)
-    seconds = time_ours(model_ref, corpus, args) if args.variant == "ours" else time_course(model_ref, columns, args)
+    compile_s = 0.0
+    if args.variant == "ours":
+        seconds, compile_s = time_ours(model_ref, corpus, args)
+    else:
+        seconds = time_course(model_ref, columns, args)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print("RESULT " + json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}), flush=True)
+    gpu_peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+    print("RESULT " + json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "compile_s": compile_s,
+                                  "gpu_peak_bytes": gpu_peak}), flush=True)
 
 
 def spawn(name: str, loop: str, env: dict, flags: list[str], model_ref: str, args) -> dict:
@@ -182,12 +217,14 @@ def spawn(name: str, loop: str, env: dict, flags: list[str], model_ref: str, arg
 
     cmd = [sys.executable, __file__, "--variant", loop, "--model-ref", model_ref, "--batch-size", str(args.batch_size),
            "--seq-len", str(args.seq_len), "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--precision", args.precision, "--seed", str(args.seed), *flags]
+           "--precision", args.precision, "--seed", str(args.seed),
+           *[args.compile if f == "MODE" else f for f in flags]]
     child_env = {k: v for k, v in os.environ.items() if k not in ("MLM_NATIVE_DROPOUT", "MLM_DEFAULT_MALLOC")}
     done = subprocess.run(cmd, env={**child_env, **env}, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    if done.returncode != 0 or not lines:  # reported, not fatal: the other variants still count
+        print(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}", flush=True)
+        return {"error": done.stderr[-3000:]}
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -206,41 +243,108 @@ def parse_args():
     p.add_argument("--our-malloc", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--full-last-layer", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--ablations", action="store_true", help="also time our loop without each of its parts")
+    p.add_argument("--compile", choices=("on", "cudagraphs"), help="also time our loop compiled this way")
+    p.add_argument("--only", default="", help="comma-separated: ours, compiled, course (default: all that apply)")
+    p.add_argument("--json", default="", help="write the results here too")
     args = p.parse_args()
     args.n = (args.warmup + args.steps) * args.batch_size
     return args
 
 
+def pick_variants(args, on_gpu: bool) -> dict:
+    variants = {**VARIANTS, **(ABLATIONS if args.ablations else {})}
+    if on_gpu:  # the malloc setting and the CPU dropout do nothing there
+        variants = {k: v for k, v in variants.items() if "malloc" not in k and "dropout" not in k}
+    if not args.compile:
+        variants.pop("ours, compiled")
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        tag = {"ours": "ours", "ours, compiled": "compiled", "course (Trainer + collator)": "course"}
+        variants = {k: v for k, v in variants.items() if tag.get(k, "ablation") in wanted}
+    return variants
+
+
+def mfu_counts(model_ref: str, args, device: str) -> dict:
+    """FLOPs per sample, standard and as performed, and the chip's peak (None off a known GPU)."""
+    peak = next((v for k, v in PEAK_TFLOPS.items() if k in device), None)
+    return {"standard_flops_per_sample": model_flops_per_sample(model_ref, args.seq_len, standard=True),
+            "performed_flops_per_sample": model_flops_per_sample(model_ref, args.seq_len),
+            "peak_tflops": peak}
+
+
+def report(results: dict, counts: dict, args) -> list[dict]:
+    samples = args.steps * args.batch_size
+    peak = counts["peak_tflops"]
+    rows = []
+    for name, r in results.items():
+        rate = samples / r["seconds"]
+        row = {"variant": name, "samples_per_s": rate, "tokens_per_s": rate * args.seq_len, **r}
+        line = (f"{name:33s} {rate:7.1f} samples/s {rate * args.seq_len:8.0f} tokens/s"
+                f"   peak RSS {r['peak_rss_mb']:6.0f} MiB")
+        if peak:
+            row["mfu_standard"] = rate * counts["standard_flops_per_sample"] / (peak * 1e12)
+            row["mfu_performed"] = rate * counts["performed_flops_per_sample"] / (peak * 1e12)
+            # The course's Trainer runs the whole head: its performed count is the standard one.
+            if name.startswith("course"):
+                row["mfu_performed"] = row["mfu_standard"]
+            line += f"   MFU standard {row['mfu_standard']:6.1%}, as performed {row['mfu_performed']:6.1%}"
+        if r.get("compile_s"):
+            line += f"   (compiled in {r['compile_s']:.0f} s)"
+        print(line)
+        rows.append(row)
+    return rows
+
+
+def ratios(results: dict) -> dict:
+    course = results.get("course (Trainer + collator)", {}).get("seconds")
+    out = {}
+    for name in ("ours", "ours, compiled", "ours, compiled (no CUDA graphs)"):
+        if name in results and course:
+            out[f"{name} / course"] = course / results[name]["seconds"]
+            print(f"speed-up of {name} against the course's recipe: {out[f'{name} / course']:.2f}x")
+    fast = next((results[k] for k in ("ours, compiled", "ours, compiled (no CUDA graphs)") if k in results), None)
+    if "ours" in results and fast:
+        out["compiled / eager"] = results["ours"]["seconds"] / fast["seconds"]
+        print(f"compiled against eager: {out['compiled / eager']:.2f}x")
+    if "course, with our malloc setting" in results and "ours" in results:
+        fair = results["course, with our malloc setting"]["seconds"] / results["ours"]["seconds"]
+        out["ours / course with our malloc"] = fair
+        print(f"speed-up against the course's recipe given our malloc setting too: {fair:.2f}x")
+    return out
+
+
 def main() -> None:
+    import json
+
     args = parse_args()
     if args.variant:
         return run_variant(args)
     model_ref = build_sized_model(args.arch, tempfile.mkdtemp()) if args.arch else args.model
     chunks_for(model_ref, args.seq_len, args.n, args.seed)  # tokenize once; the children read the cache
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"model {args.arch or args.model}, batch {args.batch_size}, seq {args.seq_len}, "
-          f"{args.steps} steps after {args.warmup} warm-up, {device}, precision {_mixed(args.precision)}")
     on_gpu = torch.cuda.is_available()
-    variants = {**VARIANTS, **(ABLATIONS if args.ablations else {})}
-    if on_gpu:  # the malloc setting and the CPU dropout do nothing there
-        variants = {k: v for k, v in variants.items() if "malloc" not in k and "dropout" not in k}
-    results = {name: spawn(name, *spec, model_ref, args) for name, spec in variants.items()}
-    samples = args.steps * args.batch_size
-    flops = model_flops_per_sample(model_ref, args.seq_len) if torch.cuda.is_available() else None
-    peak = next((v for k, v in PEAK_TFLOPS.items() if k in device), None)
-    for name, r in results.items():
-        seconds = r["seconds"]
-        line = (f"{name:33s} {samples / seconds:7.1f} samples/s {samples * args.seq_len / seconds:8.0f} tokens/s"
-                f"   peak RSS {r['peak_rss_mb']:6.0f} MiB")
-        if flops and peak:
-            line += f"   MFU {flops * samples / seconds / (peak * 1e12):6.1%}"
-        print(line)
-    ours, course = results["ours"]["seconds"], results["course (Trainer + collator)"]["seconds"]
-    print(f"speed-up against the course's recipe: {course / ours:.2f}x")
-    if "course, with our malloc setting" in results:
-        fair = results["course, with our malloc setting"]["seconds"]
-        print(f"speed-up against the course's recipe given our malloc setting too: {fair / ours:.2f}x")
+    device = torch.cuda.get_device_name(0) if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"model {args.arch or args.model}, batch {args.batch_size}, seq {args.seq_len}, "
+          f"{args.steps} steps after {args.warmup} warm-up, {device}, precision {_mixed(args.precision)}", flush=True)
+    results = {}
+    for name, spec in pick_variants(args, on_gpu).items():
+        results[name] = spawn(name, *spec, model_ref, args)
+        if name == "ours, compiled" and "error" in results[name] and args.compile == "cudagraphs":
+            args.compile = "on"  # CUDA graphs failed: still measure the compiled step without them
+            results["ours, compiled (no CUDA graphs)"] = spawn(name, *spec, model_ref, args)
+    failed = {k: v for k, v in results.items() if "error" in v}
+    results = {k: v for k, v in results.items() if "error" not in v}
+    counts = mfu_counts(model_ref, args, device)
+    print(f"FLOPs per token: standard {counts['standard_flops_per_sample'] / args.seq_len / 1e6:.0f} M, "
+          f"as our loop performs them {counts['performed_flops_per_sample'] / args.seq_len / 1e6:.0f} M")
+    rows = report(results, counts, args)
+    summary = ratios(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "model": args.arch or args.model, "batch_size": args.batch_size, "seq_len": args.seq_len,
+            "steps": args.steps, "warmup": args.warmup, "device": device, "precision": _mixed(args.precision),
+            "torch": torch.__version__, **counts, "rows": rows, "ratios": summary,
+            "failed": {k: v["error"][-1500:] for k, v in failed.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import functools
 import html
+import logging
 
 import gradio as gr
 
-from engine.errors import UserError
+from engine.errors import UserError, plain
 from engine.offline import is_offline
+
+log = logging.getLogger(__name__)
 
 
 def user_errors(fn):
-    """Show engine.UserError as a gr.Error toast instead of a traceback; the server keeps serving."""
+    """Every error as a plain gr.Error toast, never raw exception text (which can carry server
+    paths and library internals): a UserError's own message, a disk error's reason, else the
+    error's kind, with the traceback in the server's log. The server keeps serving."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except gr.Error:
+            raise
         except UserError as exc:
             # The toast renders its message as HTML: a "<mask>" in a message would vanish.
             raise gr.Error(html.escape(str(exc), quote=False)) from exc
+        except Exception as exc:  # noqa: BLE001 - the boundary: nothing raw reaches a user
+            if not isinstance(exc, OSError | RecursionError):
+                log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
+            raise gr.Error(html.escape(plain(exc), quote=False)) from exc
 
     return wrapper
 

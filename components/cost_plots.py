@@ -12,6 +12,7 @@ PART_STYLE = {  # part -> (label, colour)
     "optimizer": ("optimizer state", "#ef4444"),
     "activations": ("activations saved for backward", "#3b82f6"),
     "logits": ("logits / loss buffers", "#8b5cf6"),
+    "margin": ("margin (workspaces, cast copies, allocator rounding)", "#a3a3a3"),
     "overhead": ("framework overhead", "#cbd5e1"),
 }
 

@@ -29,7 +29,7 @@ Public API (gradio_client), `/estimate`:
     "reduction": {"per_shape": [...], "lora_params", "targeted_weights",
     "percent_of_targeted", "text"}, "calibration": null | {...}, "notes": [str]}
     where side = {"params": {"total", "trainable", "trainable_percent", "adapter"},
-    "memory": {"parts": {weights, gradients, optimizer, activations, logits, overhead}
+    "memory": {"parts": {weights, gradients, optimizer, activations, logits, margin, overhead}
     (bytes at the peak moment), "peak_allocated", "total", "fits", "gpu_memory",
     "moment", ...}, "checkpoint": {"model_or_adapter", "resumable_checkpoint"},
     "flops": {"per_token", "per_token_forward", "per_token_backward", "six_n_per_token",
@@ -51,7 +51,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from components import corpus_picker
+from components import corpus_picker, cost_fits
 from components.common import user_errors
 from components.cost_plots import memory_bars
 from components.forms import Form
@@ -60,7 +60,7 @@ from engine.costs.calibrate import finished_runs
 from engine.costs.estimate import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
 from engine.costs.flops import DEFAULT_UTILISATION
 from engine.costs.gpus import DEFAULT_GPU, PRESETS, preset
-from engine.costs.memory import OPTIMIZER_LABELS, PARTS
+from engine.costs.memory import OPTIMIZER_LABELS, PART_LABELS, PARTS
 from engine.errors import UserError
 from engine.numbers import GIB, MIB, number, whole
 
@@ -103,11 +103,11 @@ class EstimateRequest:
     def settings(self) -> CostSettings:
         """The engine's settings (CostSettings validates them; an empty number box is refused here)."""
         return CostSettings(
-            model=(self.model or DEFAULT_MODEL).strip(), lora_r=_given(self.lora_r, "LoRA rank r"),
+            model=_text(self.model) or DEFAULT_MODEL, lora_r=_given(self.lora_r, "LoRA rank r"),
             lora_alpha=_given(self.lora_alpha, "LoRA alpha"), lora_dropout=_given(self.lora_dropout, "LoRA dropout"),
             lora_targets=self.targets or "", modules_to_save=self.modules_to_save or "",
             batch_size=_given(self.batch_size, "Batch size"), seq_len=_given(self.seq_len, "Sequence length"),
-            precision=self.precision, optimizer=self.optimizer, grad_checkpointing=bool(self.grad_checkpointing),
+            precision=self.precision, optimizer=self.optimizer, grad_checkpointing=self.grad_checkpointing or False,
             head=self.head, mlm_probability=_given(self.mlm_probability, "Masking probability"),
             gpu=self.gpu or DEFAULT_GPU, gpu_memory_gib=self.gpu_memory_gib, gpu_tflops_16bit=self.tflops_16bit,
             gpu_tflops_fp32=self.tflops_fp32, gpu_price_per_hour=self.price_per_hour,
@@ -121,6 +121,11 @@ def run_estimate(**values) -> dict:
     # /estimate: the form's values by name (the event passes them as keyword arguments). No
     # docstring: gradio would publish it as the endpoint's description, which callers already know.
     return estimate(EstimateRequest(**values).settings())
+
+
+def _text(value):
+    """A text box's value stripped; anything else as given, for CostSettings to refuse by type."""
+    return value.strip() if isinstance(value, str) else value
 
 
 def _given(value, label: str):
@@ -193,7 +198,8 @@ def side_by_side(e: dict) -> pd.DataFrame:
     row("trainable share", lambda s: f"{s['params']['trainable_percent']:.3f}%")
     row("peak moment", lambda s: s["memory"]["moment"])
     for part in PARTS:  # what is alive at that moment, so it adds up to the peak
-        row(f"memory at the peak: {part}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
+        label = PART_LABELS.get(part, part)
+        row(f"memory at the peak: {label}", lambda s, p=part: f"{s['memory']['parts'][p] / GIB:.3f}", " GiB")
     row("peak allocated (max_memory_allocated)", lambda s: f"{s['memory']['peak_allocated'] / GIB:.3f}", " GiB")
     row("total with overhead", lambda s: f"{s['memory']['total'] / GIB:.3f}", " GiB")
     row(f"fits {e['gpu']['name']}", lambda s: "yes" if s["memory"]["fits"] else "NO")
@@ -407,6 +413,7 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     view["calibration"] = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):
         result = gr.JSON(label="estimate")
+    cost_fits.render(result)
 
     # By name: the public /estimate takes its parameter names and order from EstimateRequest.
     go_btn.click(run_estimate, inputs_kwargs=form.complete().kwargs, outputs=result, api_name="estimate").success(

@@ -36,14 +36,15 @@ from engine.hardware import detect
 from engine.offline import is_offline
 from engine.runs import export, jobs
 from engine.runs.jobs import DuplicateSubmission
-from engine.runs.owners import browser_secret
+from engine.runs.owners import browser_secret, owner_key
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves files from the temp dir
 PRIVATE = {"api_visibility": "private"}  # UI plumbing; the public API is in training_api.py
 
 
 def first_owner_token(secret: str, session_hash: str | None) -> str:
-    """An unguessable owner token for a page session (HMAC of its hash with the server's secret)."""
+    """An unguessable owner token for a page session: an HMAC of its hash with the server-only
+    owner key (never the BrowserState key, which Gradio sends to every visitor in /config)."""
     if not session_hash:
         return secrets.token_urlsafe(24)
     return hmac.new(secret.encode(), session_hash.encode(), hashlib.sha256).hexdigest()[:32]
@@ -82,7 +83,8 @@ def share_box_value(state: dict, request: gr.Request) -> str:
 
 def render(demo: gr.Blocks) -> None:
     mode = detect()
-    secret = browser_secret(jobs.registry().root)
+    secret = browser_secret(jobs.registry().root)  # BrowserState's encryption key: public (/config)
+    key = owner_key(jobs.registry().root)  # what owner tokens derive from: stays on the server
     owner = gr.BrowserState("", storage_key="mlm-studio-owner", secret=secret)
     current = gr.BrowserState("", storage_key="mlm-studio-train-run", secret=secret)
     panel = Form(RunPanel)  # the widgets a poll writes to, by RunPanel field
@@ -155,7 +157,7 @@ def render(demo: gr.Blocks) -> None:
         # This browser's private owner token, made once. It is derived from the page session, not
         # drawn at random, so that two hasty Start clicks on a fresh page (both still without a
         # token) carry the same owner and the second is recognised as a duplicate.
-        owner_token = owner_token or first_owner_token(secret, getattr(request, "session_hash", None))
+        owner_token = owner_token or first_owner_token(key, getattr(request, "session_hash", None))
         try:
             run_id = jobs.submit(cfg, owner=owner_token)
             gr.Info(f"Run {run_id} submitted.")

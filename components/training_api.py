@@ -5,13 +5,15 @@
     run = c.predict('{"model": "bundled", "method": "lora", "max_steps": 50,'
                     ' "corpus": {"source": "imdb", "max_docs": 2000}}', api_name="/start_training")
     c.predict(run["run_id"], api_name="/run_status")   # {"state", "step", "total_steps", "latest", ...}
-    c.predict(run["run_id"], "", api_name="/cancel_run")
+    c.predict(run["run_id"], run["owner_token"], api_name="/cancel_run")  # or the admin token
 
 /start_training takes one JSON object of TrainConfig fields (engine/train_config.py;
 missing fields keep their defaults, "corpus" is an object of CorpusConfig fields): one
-string is easier to build from a script than thirty positional arguments. The calling
-client's session owns the run, so the same Client may cancel or resume it; anyone may
-read its status. An admin token (MLM_ADMIN_TOKEN on the server) may cancel any run.
+string is easier to build from a script than thirty positional arguments. Every start
+returns an owner_token (only its hash is stored): /cancel_run and /resume_run need it, or
+the admin token (MLM_ADMIN_TOKEN on the server); anyone with the id may read the status.
+A gradio session means nothing here: plain REST calls have none, and the two-step
+/gradio_api/call/ routes get a new one per call.
 
 No `from __future__ import annotations` here: gr.api reads the real type hints.
 """
@@ -24,21 +26,15 @@ from components.common import user_errors
 from engine.data import store
 from engine.errors import UserError
 from engine.runs import jobs
+from engine.runs.owners import new_owner_token
 from engine.training.config import NAME_MAX, TrainConfig
-
-
-def session_owner(request: gr.Request | None) -> str:
-    """An API caller's owner token: its gradio session (one per gradio_client Client)."""
-    return "session:" + (getattr(request, "session_hash", None) or "anonymous")
+from engine.validation import json_object
 
 
 def parse_config(config_json: str) -> TrainConfig:
-    try:
-        raw = json.loads(config_json or "{}")
-    except ValueError as exc:
-        raise UserError(f"config_json is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise UserError("config_json must be a JSON object of training settings, like {\"max_steps\": 50}.")
+    """One JSON object of TrainConfig fields, bounded in size and depth, every field checked.
+    The corpus is read only from the store (by id) or the bundled names: never a path from a request."""
+    raw = json_object(config_json, "config_json")
     corpus = raw.get("corpus")
     if isinstance(corpus, dict) and (corpus.get("upload_path") or corpus.get("source") == "upload"):
         # A path from a request would let a caller read any file on the server.
@@ -47,20 +43,41 @@ def parse_config(config_json: str) -> TrainConfig:
                         "{\"corpus\": {\"source\": \"stored\", \"corpus_id\": \"<id>\"}} (ids: /list_corpora).")
     if isinstance(corpus, dict) and corpus.get("source") == "stored":
         store.get(corpus.get("corpus_id", ""))  # a clear message for an id that is unknown or not an id
-    try:
-        return TrainConfig.from_dict(raw)
-    except TypeError as exc:  # an unknown key inside "corpus"
-        raise UserError(f"Bad corpus settings in config_json: {exc}") from None
+    return TrainConfig.from_dict(raw)
+
+
+def _token(value) -> str:
+    """An owner or admin token as sent (bounded text; anything else is no token)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else ""
+
+
+def _start(config_json: str, owner_token: str, request: gr.Request | None) -> dict:
+    token = _token(owner_token) or new_owner_token()
+    # A session only recognises a double click from one Client; it never owns anything (plain REST
+    # calls have none, and the two-step /call/ routes get a new one per call).
+    session = getattr(request, "session_hash", None)
+    run_id = jobs.submit(parse_config(config_json), owner=token, caller=f"session:{session}" if session else None)
+    status = jobs.status(run_id)
+    return {**{key: status.get(key) for key in ("run_id", "state", "queue_position", "message")},
+            "owner_token": token}
 
 
 @user_errors
 def start_training(config_json: str, request: gr.Request) -> dict:
     """Start a training run. config_json: a JSON object of TrainConfig fields, e.g.
     {"model": "bundled", "max_steps": 50, "corpus": {"source": "imdb", "max_docs": 2000}}.
-    Returns {"run_id", "state", "queue_position", "message"}."""
-    run_id = jobs.submit(parse_config(config_json), owner=session_owner(request))
-    status = jobs.status(run_id)
-    return {key: status.get(key) for key in ("run_id", "state", "queue_position", "message")}
+    Returns {"run_id", "state", "queue_position", "message", "owner_token"}: keep owner_token,
+    /cancel_run and /resume_run need it."""
+    return _start(config_json, "", request)
+
+
+@user_errors
+def start_training_as(config_json: str, owner_token: str, request: gr.Request) -> dict:
+    """/start_training under an owner_token an earlier start returned, so that all your runs share
+    one owner (one token cancels them all; the per-owner limit on queued runs counts them together)."""
+    if not _token(owner_token):
+        raise UserError("owner_token must be the token an earlier /start_training returned.")
+    return _start(config_json, owner_token, request)
 
 
 @user_errors
@@ -70,15 +87,18 @@ def run_status(run_id: str) -> dict:
 
 
 @user_errors
-def cancel_run(run_id: str, admin_token: str = "", request: gr.Request = None) -> str:
-    """Cancel a run you started from this client (or any run, with the admin token)."""
-    return jobs.cancel(run_id, owner=session_owner(request), admin_token=admin_token or None)
+def cancel_run(run_id: str, admin_token: str = "") -> str:
+    """Cancel a run. admin_token: the owner_token its start returned, or the server's admin token
+    (the argument keeps its old name so that existing scripts still work)."""
+    token = _token(admin_token)
+    return jobs.cancel(run_id, owner=token, admin_token=token)
 
 
 @user_errors
-def resume_run(run_id: str, admin_token: str = "", request: gr.Request = None) -> str:
-    """Resume an interrupted, cancelled or failed run from its last checkpoint."""
-    return jobs.resume(run_id, owner=session_owner(request), admin_token=admin_token or None)
+def resume_run(run_id: str, admin_token: str = "") -> str:
+    """Resume an interrupted, cancelled or failed run from its last checkpoint (owner_token or admin token)."""
+    token = _token(admin_token)
+    return jobs.resume(run_id, owner=token, admin_token=token)
 
 
 @user_errors
@@ -106,9 +126,10 @@ def list_runs() -> list:
 
 
 @user_errors
-def rename_run(run_id: str, name: str, notes: str = "", request: gr.Request = None) -> dict:
-    """Rename a run you started from this client, and set its notes."""
-    return jobs.rename(run_id, name, notes, owner=session_owner(request))
+def rename_run(run_id: str, name: str, notes: str = "", owner_token: str = "") -> dict:
+    """Rename a run and set its notes: owner_token is the token its start returned (or the admin token)."""
+    token = _token(owner_token)
+    return jobs.rename(run_id, name, notes, owner=token, admin_token=token)
 
 
 @user_errors
@@ -138,6 +159,7 @@ def register() -> None:
     gr.api(fork_run, api_name="fork_run", concurrency_limit=None)
     gr.api(run_estimate, api_name="run_estimate")
     gr.api(start_training, api_name="start_training")
+    gr.api(start_training_as, api_name="start_training_as")
     gr.api(run_status, api_name="run_status", concurrency_limit=None)  # a cheap read: never wait in line
     gr.api(cancel_run, api_name="cancel_run", concurrency_limit=None)
     gr.api(resume_run, api_name="resume_run")

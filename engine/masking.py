@@ -18,6 +18,7 @@ from transformers import DataCollatorForLanguageModeling
 
 from engine.errors import UserError
 from engine.numbers import number, whole
+from engine.validation import SEED_MAX, check, quote
 
 Kind = Literal["unmasked", "mask", "random", "kept"]
 KINDS: tuple[Kind, ...] = ("unmasked", "mask", "random", "kept")
@@ -94,6 +95,11 @@ class MaskingConfig:
         self.validated()  # a MaskingConfig that exists is one the collator accepts
 
     def validated(self) -> MaskingConfig:
+        object.__setattr__(self, "whole_word_mask", check(self.whole_word_mask, "bool", "Whole-word masking"))
+        object.__setattr__(self, "seed", _seed(self.seed))
+        for name, label in (("mlm_probability", "Masking probability"), ("mask_replace_prob", "The [MASK] share"),
+                            ("random_replace_prob", "The random share")):
+            object.__setattr__(self, name, _fraction(label, getattr(self, name)))
         p, m, r = self.mlm_probability, self.mask_replace_prob, self.random_replace_prob
         if not 0 < p < 1:
             raise UserError(f"Masking probability must be above 0 and below 1 (e.g. 0.15), got {p}.")
@@ -135,20 +141,27 @@ class MaskingConfig:
 
 def parse_strategy(strategy) -> bool:
     """'token' or 'whole_word' (hyphens, spaces and case are forgiven) -> whole_word_mask."""
-    value = str(strategy or "token").strip().lower().replace("-", "_").replace(" ", "_")
+    value = check(strategy or "token", "str", "Masking strategy", maximum=40)
+    value = value.strip().lower().replace("-", "_").replace(" ", "_")
     if value in ("token", "token_level"):
         return False
     if value in ("whole_word", "word"):
         return True
-    raise UserError(f"Masking strategy must be 'token' or 'whole_word', got {strategy!r}.")
+    raise UserError(f"Masking strategy must be 'token' or 'whole_word', got {quote(strategy)}.")
 
 
 def _fraction(name: str, value) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be a number between 0 and 1, got {value!r}.")
     return number(value, name, what=" between 0 and 1")  # the range: MaskingConfig.validated()
 
 
 def _seed(value) -> int:
-    return whole(value, "Seed", minimum=0)
+    """0..2**32-1: what NumPy and PyTorch accept as a seed."""
+    seed = whole(check(value, "int", "Seed"), "Seed", minimum=0)
+    if seed > SEED_MAX:
+        raise UserError(f"Seed must be at most {SEED_MAX:,} (what NumPy and PyTorch accept), got {quote(value)}.")
+    return seed
 
 
 # ---------------------------------------------------------------- running the collator

@@ -95,18 +95,43 @@ def encoder_layers(base: nn.Module) -> nn.ModuleList | None:
     return None
 
 
+def pick(t: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The rows of t (batch, seq, ...) that `rows` names: a boolean mask of (batch, seq), or
+    flat indices into batch x seq. Indices keep the shape static (a fixed count), which
+    torch.compile and CUDA graphs need (engine/training/compiled.py); a mask does not."""
+    if rows.dtype == torch.bool:
+        return t[rows]
+    return t.reshape(-1, *t.shape[2:]).index_select(0, rows)
+
+
 def _bert_rows(layer, hidden, attention_mask, rows, **kwargs):
     """BertLayer (and RoBERTa's copy) with the rows picked after self-attention."""
     attended, _ = layer.attention.self(hidden, attention_mask=attention_mask, **kwargs)
-    kept = layer.attention.output(attended[rows], hidden[rows])  # output projection, dropout, residual, LayerNorm
+    kept = layer.attention.output(pick(attended, rows), pick(hidden, rows))  # projection, dropout, residual, LN
     return layer.feed_forward_chunk(kept)
 
 
 def _distilbert_rows(block, hidden, attention_mask, rows, **kwargs):
     """DistilBERT's TransformerBlock (its attention module already holds the output projection)."""
     attended, _ = block.attention(hidden, attention_mask=attention_mask, **kwargs)
-    kept = block.sa_layer_norm(attended[rows] + hidden[rows])
+    kept = block.sa_layer_norm(pick(attended, rows) + pick(hidden, rows))
     return block.output_layer_norm(block.ffn.ff_chunk(kept) + kept)
+
+
+def _fits(rows: torch.Tensor, hidden: torch.Tensor) -> bool:
+    if rows.dtype == torch.bool:
+        return rows.shape == hidden.shape[:-1]
+    return rows.dim() == 1 and hidden.dim() == 3
+
+
+def _scatter(picked: torch.Tensor, rows: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A (batch, seq, hidden) tensor with `picked` at `rows`; rows the loss never reads stay 0."""
+    if rows.dtype == torch.bool:
+        out = picked.new_zeros(shape)
+        out[rows] = picked
+        return out
+    flat = picked.new_zeros(shape[0] * shape[1], shape[2])
+    return flat.index_copy(0, rows, picked).view(shape)
 
 
 def _shape_of(layer: nn.Module):
@@ -140,13 +165,11 @@ def install(base_model: nn.Module) -> bool:
         # A checkpointed layer re-runs its forward during backward, outside only_rows: it
         # must give the same tensors both times, so it keeps the whole layer.
         checkpointed = getattr(self, "gradient_checkpointing", False) and self.training
-        if rows is None or decoding or checkpointed or rows.shape != hidden_states.shape[:-1]:
+        if rows is None or decoding or checkpointed or not _fits(rows, hidden_states):
             return type(self).forward(self, hidden_states, attention_mask, *args, **kwargs)
         kwargs = {k: v for k, v in kwargs.items() if k not in _DECODER_ARGS}
         picked = rows_fn(self, hidden_states, attention_mask, rows, **kwargs)
-        out = picked.new_zeros(hidden_states.shape)  # rows the loss never reads stay 0
-        out[rows] = picked
-        return out
+        return _scatter(picked, rows, hidden_states.shape)
 
     last.forward = types.MethodType(forward, last)
     last._mlm_rows_installed = True
@@ -160,9 +183,29 @@ def installed(base_model: nn.Module) -> bool:
 
 @contextlib.contextmanager
 def only_rows(positions: torch.Tensor):
-    """Within this block, an installed last layer computes only where `positions` is True."""
+    """Within this block, an installed last layer computes only where `positions` is True
+    (a boolean mask of (batch, seq)) or at the flat indices it lists."""
     token = _ROWS.set(positions)
     try:
         yield
     finally:
         _ROWS.reset(token)
+
+def static_masked_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor, capacity: int) -> torch.Tensor:
+    """masked_lm_loss with shapes fixed by `capacity` (at least the batch's masked count).
+
+    The loss above picks the masked rows with a boolean mask: their number, and so every
+    shape after it, is known only once the device has counted them (a host-device sync,
+    and a shape torch.compile and CUDA graphs cannot fix). Here a stable sort puts the
+    masked positions first and the first `capacity` positions are kept: the extra ones
+    carry label -100, which cross-entropy ignores, so the loss is the same mean over the
+    masked tokens, and nothing waits for the device.
+    """
+    flat = labels.reshape(-1)
+    unmasked = flat == -100
+    rows = torch.argsort(unmasked.to(torch.uint8), stable=True)[:capacity]
+    with only_rows(rows):
+        hidden = encoder_hidden(model, input_ids)
+    logits = head_logits(model, hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows))
+    total = F.cross_entropy(logits.float(), flat.index_select(0, rows), reduction="sum")
+    return total / (~unmasked).sum().clamp(min=1)  # no masked token: 0, as masked_lm_loss gives

@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.architectures import head_trained as head_rule
 from engine.errors import UserError
 from engine.offline import is_offline
+from engine.validation import check, quote
 
 BUNDLED = "bundled"
 ONLINE_DEFAULT = "distilbert-base-uncased"
@@ -34,21 +35,21 @@ def default_model_ref() -> str:
 
 def resolve(ref: str | None) -> str:
     """Turn a user's model reference into a folder path or a Hub id, or explain why not."""
-    ref = (ref or "").strip()
+    ref = check(ref or "", "str", "Model").strip()  # text of bounded length: never "File name too long"
     if ref in ("", BUNDLED, BUNDLED_NAME):
         return str(bundled_dir())
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
-            raise UserError(f"Folder {ref!r} holds no config.json: it is not a saved model.")
+            raise UserError(f"Folder {quote(ref)} holds no config.json: it is not a saved model.")
         return str(path)
     if ref.startswith((".", "/", "~")):
-        raise UserError(f"No model folder at {ref!r}.")
+        raise UserError(f"No model folder at {quote(ref)}.")
     if ref.count("/") > 1 or " " in ref:
-        raise UserError(f"{ref!r} is neither a folder nor a Hub model id (like 'bert-base-uncased').")
+        raise UserError(f"{quote(ref)} is neither a folder nor a Hub model id (like 'bert-base-uncased').")
     if is_offline():
         raise UserError(
-            f"Model {ref!r} is not available offline: the Hub cannot be reached. "
+            f"Model {quote(ref)} is not available offline: the Hub cannot be reached. "
             f"Use 'bundled' or a local folder."
         )
     return ref

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 
-from engine.errors import UserError
+from engine.errors import UserError, quote
 
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 MIN_CHUNK = 8  # tokens: below this a chunk holds little more than its special tokens
@@ -42,12 +42,12 @@ def number(value, label: str, *, whole: bool = False, what: str = "") -> float |
     try:
         parsed = _parse(value)
     except (TypeError, ValueError):
-        raise UserError(f"{label} must be a {kind}, got {value!r}.") from None
+        raise UserError(f"{label} must be a {kind}, got {quote(value)}.") from None
     if not math.isfinite(parsed):
-        raise UserError(f"{label} must be a finite {kind}, got {value!r}.")
+        raise UserError(f"{label} must be a finite {kind}, got {quote(value)}.")
     if whole:
         if not parsed.is_integer():
-            raise UserError(f"{label} must be a {kind}, got {value!r}.")
+            raise UserError(f"{label} must be a {kind}, got {quote(value)}.")
         return int(parsed)
     return parsed
 
@@ -56,7 +56,7 @@ def whole(value, label: str, *, minimum: int | None = None, what: str = "") -> i
     """A whole number, at least `minimum` when given ("Seed must be a whole number of 0 or more")."""
     n = number(value, label, whole=True, what=what)
     if minimum is not None and n < minimum:
-        raise UserError(f"{label} must be a whole number of {minimum} or more, got {value!r}.")
+        raise UserError(f"{label} must be a whole number of {minimum} or more, got {quote(value)}.")
     return n
 
 

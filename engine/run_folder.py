@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, disk_message
+from engine.validation import quote
 
 STATES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
 FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
@@ -43,8 +44,31 @@ def runs_dir() -> Path:
         root = Path("/data/runs")
     else:
         root = Path("runs")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        if not root.is_dir():
+            raise  # nowhere to read runs from either: the server cannot serve this folder
+        # A full or read-only folder that exists: its runs are still served read-only (writable()).
     return root.resolve()
+
+
+def writable(root: Path) -> str:
+    """'' when files can be written under `root`, else a plain reason (full, read-only)."""
+    probe = Path(root) / f".write-probe.{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"x" * 4096)  # one block: a full disk refuses even this
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return disk_message(exc) or "the runs folder cannot be written"
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return ""
 
 
 def new_run_id() -> str:
@@ -52,32 +76,79 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(8)
 
 
-def valid_run_id(run_id: str) -> bool:
+def valid_run_id(run_id) -> bool:
     """Run ids come from URLs: allow only our own shape, never a path."""
-    return bool(run_id) and len(run_id) <= 64 and all(c.isalnum() or c == "-" for c in run_id)
+    return (isinstance(run_id, str) and bool(run_id) and len(run_id) <= 64
+            and all(c.isascii() and (c.isalnum() or c == "-") for c in run_id))
+
+
+def _discard(path: Path) -> None:
+    """Remove a half-written file or folder; a failure here must not hide the write's own error."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
+    """Replace `path` in one rename; a failed write (a full disk) leaves the old file and no temporary."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload, indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def read_text_nofollow(path: Path, limit: int | None = None) -> str:
+    """A file's text, refusing a symlink: a link planted in the runs folder must not make the
+    server read (and show) a file from elsewhere. OSError (ELOOP) for a link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if limit is not None:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - limit))
+        return f.read().decode("utf-8", errors="replace")
 
 
 def read_json(path: Path, default: dict | None = None) -> dict:
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        value = json.loads(read_text_nofollow(Path(path)))
+    except (OSError, ValueError, RecursionError):
         return dict(default or {})
+    return value if isinstance(value, dict) else dict(default or {})
 
 
 def _replace_dir(target: Path, write: Callable[[Path], None]) -> Path:
-    """Let `write` fill a hidden sibling folder, then swap it in for `target`."""
+    """Let `write` fill a hidden sibling folder, then swap it in for `target`.
+
+    The previous `target` stays whole until the new one is complete (it is moved aside, not
+    deleted first); a failed write (a full disk) removes its half-written folder and re-raises."""
     tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    shutil.rmtree(target, ignore_errors=True)
+    old = target.with_name(f".{target.name}.old")
+    _discard(tmp)
+    try:
+        write(tmp)
+    except BaseException:
+        _discard(tmp)
+        raise
+    _discard(old)
+    if target.exists():
+        target.rename(old)
     tmp.rename(target)
+    _discard(old)
     return target
+
+
+def _cut(f, size: int) -> None:
+    try:
+        f.truncate(size)
+    except OSError:
+        pass
 
 
 class RunFolder:
@@ -107,29 +178,31 @@ class RunFolder:
         root = Path(root) if root else runs_dir()
         if not root.is_dir():
             return []
-        found = (cls(p) for p in root.iterdir() if valid_run_id(p.name))
+        found = (cls(p) for p in root.iterdir() if valid_run_id(p.name) and not p.is_symlink())
         return sorted((f for f in found if f.exists()), key=lambda f: f.run_id)
 
     @classmethod
     def find(cls, run_id: str, root: Path | None = None) -> RunFolder | None:
         """The run named `run_id`, or None when the id is malformed or no such run exists."""
-        run_id = (run_id or "").strip()
+        run_id = run_id.strip() if isinstance(run_id, str) else run_id
         if not valid_run_id(run_id):
             return None
         folder = cls((Path(root) if root else runs_dir()) / run_id)
-        return folder if folder.exists() else None
+        return folder if folder.exists() and not folder.path.is_symlink() else None
 
     @classmethod
     def open(cls, run_id: str, root: Path | None = None) -> RunFolder:
         """The run named `run_id`, or a UserError that says what was wrong with the id."""
+        if run_id is not None and not isinstance(run_id, str):
+            raise UserError(f"A run id is text like 20260101-120000-0123456789abcdef, got {quote(run_id)}.")
         run_id = (run_id or "").strip()
         if not run_id:
             raise UserError("No run selected: start a run or pick one from the history.")
         if not valid_run_id(run_id):
-            raise UserError(f"{run_id!r} is not a run id (ids look like 20260101-120000-0123456789abcdef).")
+            raise UserError(f"{quote(run_id)} is not a run id (ids look like 20260101-120000-0123456789abcdef).")
         folder = cls.find(run_id, root)
         if folder is None:
-            raise UserError(f"No run with id {run_id!r} on this server: check the link, or start a new run.")
+            raise UserError(f"No run with id {quote(run_id)} on this server: check the link, or start a new run.")
         return folder
 
     @classmethod
@@ -137,8 +210,16 @@ class RunFolder:
         """A new run folder holding its config.json (the TrainConfig dict plus its id and time)."""
         folder = cls(Path(root) / run_id)
         folder.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(folder.path / "config.json", {**settings, "run_id": run_id, "created_at": created_at})
+        try:
+            write_json_atomic(folder.path / "config.json", {**settings, "run_id": run_id, "created_at": created_at})
+        except BaseException:
+            folder.discard()  # no empty run folder left behind
+            raise
         return folder
+
+    def discard(self) -> None:
+        """Remove a run folder that never became a run (its first writes failed)."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def exists(self) -> bool:
         """A folder is a run once its config.json is written (the first file of every run)."""
@@ -188,10 +269,15 @@ class RunFolder:
         return self.path / "metrics.jsonl"
 
     def append_metric(self, row: dict) -> None:
-        line = json.dumps(row, separators=(",", ":")) + "\n"
-        with open(self._metrics, "a") as f:
-            f.write(line)
-            f.flush()
+        line = (json.dumps(row, separators=(",", ":")) + "\n").encode()
+        with open(self._metrics, "ab") as f:
+            start = f.tell()
+            try:
+                f.write(line)
+                f.flush()
+            except OSError:
+                _cut(f, start)  # a full disk: no half line stays behind
+                raise
 
     def metrics(self, offset: int = 0) -> tuple[list[dict], int]:
         """Rows appended since byte `offset`, and the new offset (pollers read only what is new).
@@ -199,10 +285,10 @@ class RunFolder:
         A trailing line without its newline is still being written: leave it for next time.
         """
         try:
-            with open(self._metrics, "rb") as f:
+            with os.fdopen(os.open(self._metrics, os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
                 f.seek(offset)
                 chunk = f.read()
-        except FileNotFoundError:
+        except OSError:  # missing, or a symlink (never followed)
             return [], offset
         end = chunk.rfind(b"\n") + 1
         rows = []
@@ -225,8 +311,12 @@ class RunFolder:
         rows, _ = self.metrics()
         keep = [r for r in rows if r.get("step", 0) <= step]
         tmp = self._metrics.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
-        os.replace(tmp, self._metrics)  # a new inode: see metrics_identity()
+        try:
+            tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep))
+            os.replace(tmp, self._metrics)  # a new inode: see metrics_identity()
+        except BaseException:
+            _discard(tmp)
+            raise
 
     def latest_metrics(self) -> dict:
         """The newest train row and the newest eval row (for /run_status and the history table)."""
@@ -276,11 +366,8 @@ class RunFolder:
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last lines of worker.log (progress bars rewrite one line with '\\r': keep the latest)."""
         try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 64_000))
-                text = f.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
+            text = read_text_nofollow(self.log_path, limit=64_000)
+        except OSError:  # missing, or a symlink (never followed)
             return []
         tail: deque[str] = deque(maxlen=lines)
         for line in text.split("\n"):  # not splitlines(): it would split at each '\r' too
@@ -292,9 +379,11 @@ class RunFolder:
     def log_head(self, lines: int) -> list[str]:
         """The first lines of worker.log (where the trainer says which device it uses)."""
         try:
-            return self.log_path.read_text(errors="replace").splitlines()[:lines]
-        except FileNotFoundError:
+            fd = os.open(self.log_path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # missing, or a symlink (never followed)
             return []
+        with os.fdopen(fd, "rb") as f:
+            return f.read(256_000).decode("utf-8", errors="replace").splitlines()[:lines]
 
     # ------------------------------------------------------------ the cancel flag
 
@@ -328,8 +417,12 @@ class RunFolder:
     def write_eval_set(self, write: Callable[[Path], None]) -> None:
         """`write(tmp)` saves the arrays under a hidden name (ending .npz, so numpy keeps it); then it is renamed."""
         tmp = self.path / ".eval_set.npz.tmp.npz"
-        write(tmp)
-        tmp.replace(self.eval_set_path)
+        try:
+            write(tmp)
+            tmp.replace(self.eval_set_path)
+        except BaseException:
+            _discard(tmp)
+            raise
 
     @property
     def checkpoints_dir(self) -> Path:

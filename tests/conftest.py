@@ -34,6 +34,7 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+APP_ADMIN_TOKEN = "admin-token-of-the-test-app"  # MLM_ADMIN_TOKEN of the app_url server
 SMALL_CORPUS = {"source": "imdb", "max_docs": 200, "test_fraction": 0.1, "seed": 0}  # split 180/20
 TINY_RUN = {"chunk_size": 32, "train_size": 64, "test_size": 16, "batch_size": 8, "max_steps": 4, "log_every": 1,
             "eval_every": 0, "save_every": 0, "learning_rate": 1e-3}
@@ -131,7 +132,7 @@ def app_runs_dir(tmp_path_factory) -> Path:
 def app_url(tmp_path_factory, app_runs_dir):
     """The real app, launched as `python app.py` in a subprocess on a free port."""
     port = free_port()
-    env = dict(os.environ, PORT=str(port), MLM_RUNS_DIR=str(app_runs_dir))
+    env = dict(os.environ, PORT=str(port), MLM_RUNS_DIR=str(app_runs_dir), MLM_ADMIN_TOKEN=APP_ADMIN_TOKEN)
     log = open(tmp_path_factory.mktemp("app-log") / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

@@ -110,14 +110,20 @@ def test_a_named_run_on_the_stored_corpus_is_estimated_listed_and_forkable(clien
     fork = json.loads(client.predict(run_id, api_name="/fork_run"))
     assert fork["name"] == "<b>cardio</b> tiny run (fork)" and fork["corpus"]["corpus_id"] == clinical["corpus_id"]
     assert "run_id" not in fork and fork["max_steps"] == TINY_RUN["max_steps"]
-    # only the session that started it may rename it
-    renamed = client.predict(run_id, "cardio v2", "x" * 5000, api_name="/rename_run")
-    assert renamed["name"] == "cardio v2" and len(renamed["notes"]) == 2000
-    from gradio_client import Client
+    # only its owner token renames it
+    renamed = client.predict(run_id, "cardio v2", "dose\x00 changed", run["owner_token"], api_name="/rename_run")
+    assert renamed == {"run_id": run_id, "name": "cardio v2", "notes": "dose changed"}
+    assert "Name is too long: 10,000 characters" in api_error(client, run_id, "n" * 10_000, "", run["owner_token"],
+                                                              api_name="/rename_run")
+    assert "rename" in api_error(client, run_id, "mine", "", "not-the-token", api_name="/rename_run")
+    assert next(r for r in client.predict(api_name="/list_runs") if r["run_id"] == run_id)["name"] == "cardio v2"
 
-    stranger = Client(client.src, verbose=False)
-    assert "Only the browser session that started" in api_error(stranger, run_id, "mine", "",
-                                                                api_name="/rename_run")
+
+def test_a_name_of_10000_characters_is_refused_and_nothing_is_started(client, tiny_model_dir):
+    before = len(client.predict(api_name="/list_runs"))
+    settings = {"model": tiny_model_dir, **TINY_RUN, "name": "<script>" + "x" * 10_000}
+    assert "Name is too long" in api_error(client, json.dumps(settings), api_name="/start_training")
+    assert len(client.predict(api_name="/list_runs")) == before
 
 
 def test_a_run_without_a_name_gets_one_from_model_method_and_corpus(client, tiny_model_dir):

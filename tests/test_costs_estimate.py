@@ -24,7 +24,7 @@ def test_estimate_has_both_sides_and_is_json(base):
     assert json.loads(json.dumps(base))["selected"] == "lora"
     for side in ("full", "lora"):
         parts = base[side]["memory"]["parts"]
-        assert set(parts) == {"weights", "gradients", "optimizer", "activations", "logits", "overhead"}
+        assert set(parts) == {"weights", "gradients", "optimizer", "activations", "logits", "margin", "overhead"}
         assert sum(parts.values()) == base[side]["memory"]["total"]
         assert base[side]["memory"]["total"] - parts["overhead"] == base[side]["memory"]["peak_allocated"]
     assert base["model"]["max_length"] == 512 and base["model"]["vocab"] == 30522

@@ -128,7 +128,7 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_to_the_end(jobs, tiny_mo
     with pytest.raises(UserError, match="already finished"):
         jobs.cancel(run_id, owner=OWNER)
 
-    with pytest.raises(UserError, match="Only the browser session"):
+    with pytest.raises(UserError, match="Only whoever started"):
         jobs.resume(run_id, owner="someone-else")
     assert "from its checkpoint at step 1" in jobs.resume(run_id, owner=OWNER)
     done = final_state(jobs, run_id)
@@ -240,14 +240,14 @@ def test_cancel_rules(tmp_path, monkeypatch):
     jobs.queue.running["busy"] = BusySlot()
     run_id = jobs.submit(tiny_config("bundled"), owner=OWNER)
     assert jobs.status(run_id)["queue_position"] == 1
-    with pytest.raises(UserError, match="Only the browser session"):
+    with pytest.raises(UserError, match="Only whoever started"):
         jobs.cancel(run_id, owner="a-watcher")
     monkeypatch.setenv("MLM_ADMIN_TOKEN", "admin-secret")
     assert "before it started" in jobs.cancel(run_id, admin_token="admin-secret")
     assert state_of(jobs, run_id) == "cancelled" and jobs.queue.waiting == []
     with pytest.raises(UserError, match="already finished"):
         jobs.cancel(run_id, owner=OWNER)
-    with pytest.raises(UserError, match="Only the browser session"):
+    with pytest.raises(UserError, match="Only whoever started"):
         jobs.resume(run_id, owner="a-watcher")
 
 

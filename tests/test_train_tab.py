@@ -61,7 +61,7 @@ def test_a_good_run_completes_and_unknown_ids_are_explained(client, tiny_model_d
     assert status["latest"]["train"]["step"] == 3 and status["latest"]["eval"]["eval_perplexity"] > 0
     assert status["log_tail"]
 
-    assert "already finished" in api_error(client, run_id, "", api_name="/cancel_run")
+    assert "already finished" in api_error(client, run_id, started["owner_token"], api_name="/cancel_run")
     unknown = "20260101-000000-0123456789abcdef"
     assert f"No run with id {unknown!r}" in api_error(client, unknown, "", api_name="/cancel_run")
     assert "No run with id" in api_error(client, unknown, api_name="/run_status")

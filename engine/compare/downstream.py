@@ -44,10 +44,10 @@ class ProbeConfig:
 def labelled_reviews(cfg: ProbeConfig) -> tuple[list[str], np.ndarray]:
     """A seeded slice of the bundled corpus with its 0/1 labels, HTML line breaks removed."""
     from engine.data import store
-    from engine.data.corpus import load_corpus
+    from engine.data.corpus import config_for, load_corpus
 
     meta = store.get(cfg.source)  # a bundled corpus or a stored one, by id
-    dd = load_corpus(store.config_for(meta.corpus_id, max_docs=int(cfg.n_reviews), seed=cfg.data_seed))
+    dd = load_corpus(config_for(meta.corpus_id, max_docs=int(cfg.n_reviews), seed=cfg.data_seed))
     texts, labels = [], []
     for split in ("train", "test"):
         if "label" not in dd[split].column_names:

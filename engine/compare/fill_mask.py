@@ -16,10 +16,12 @@ import torch
 from engine.errors import UserError
 from engine.mlm_head import masked_logits
 from engine.numbers import whole
+from engine.validation import check, quote
 
 MAX_CHARS = 5_000
 MAX_MASKS = 10  # rows of the top-k table / subplots of the bar chart
 MAX_TOP_K = 50
+MAX_INPUT_CHARS = 1_000_000  # refused above this; cut to MAX_CHARS (with a notice) below it
 _MASK_SPELLINGS = re.compile(r"\[mask\]|<mask>", re.IGNORECASE)
 
 PRESETS = [
@@ -58,7 +60,7 @@ class MaskProbs:
 def normalize(text: str | None, mask_token: str) -> tuple[str, list[str]]:
     """Map `[MASK]`/`<mask>` to the model's mask token; cut very long text with a notice."""
     notices: list[str] = []
-    text = (text or "").strip()
+    text = check(text or "", "str", "Text", maximum=MAX_INPUT_CHARS).strip()
     if not text:
         raise UserError("Type a sentence with at least one [MASK] (or <mask>) in it.")
     text = _MASK_SPELLINGS.sub(mask_token, text)
@@ -82,9 +84,9 @@ def normalize(text: str | None, mask_token: str) -> tuple[str, list[str]]:
 
 
 def check_top_k(top_k) -> int:
-    k = whole(top_k, "top-k", what=f" between 1 and {MAX_TOP_K}")
+    k = whole(check(top_k, "int", "top-k"), "top-k", what=f" between 1 and {MAX_TOP_K}")
     if not 1 <= k <= MAX_TOP_K:
-        raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {top_k}.")
+        raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {quote(top_k)}.")
     return k
 
 

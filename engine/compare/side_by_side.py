@@ -378,15 +378,14 @@ def _eval_run(specs, eval_run: str | None) -> RunEntry:
 def corpus_eval_set(corpus_id: str, tokenizer_ref: str, rows: int, chunk_size: int = 128) -> dict:
     """A masked eval set from a corpus's test split, masked once with the training defaults (15%, seed 42),
     so every model is scored on the same masked positions of the user's own domain."""
-    from engine.data import store
-    from engine.data.corpus import prepare
+    from engine.data.corpus import config_for, prepare
     from engine.models import max_length_of
     from engine.training.config import TrainConfig
     from engine.training.eval_set import build_eval_set
 
     tokenizer = cached_tokenizer(tokenizer_ref)
     size = min(chunk_size, max_length_of(tokenizer_ref))
-    test = prepare(store.config_for(corpus_id), tokenizer, size, max_length_of(tokenizer_ref)).chunks["test"]
+    test = prepare(config_for(corpus_id), tokenizer, size, max_length_of(tokenizer_ref)).chunks["test"]
     columns = {k: np.asarray(v)[:rows] for k, v in test.items()}
     return build_eval_set(columns, tokenizer, TrainConfig())
 

@@ -17,11 +17,12 @@ from engine.costs.arch import ALL_LINEAR, Arch, load_arch
 from engine.costs.calibrate import calibrate
 from engine.costs.flops import DEFAULT_UTILISATION, estimate_flops, estimate_time
 from engine.costs.gpus import DEFAULT_GPU, GpuPreset, preset
-from engine.costs.memory import OPTIMIZERS, checkpoint_bytes, estimate_memory
+from engine.costs.memory import MARGIN_REASON, OPTIMIZERS, checkpoint_bytes, estimate_memory, layer_matrix_weights
 from engine.costs.params import LoraSpec, ParamReport, count_params
 from engine.costs.trace import PRECISIONS, StepShape
 from engine.errors import UserError
-from engine.numbers import check_chunk_size, number, whole
+from engine.numbers import check_chunk_size, whole
+from engine.validation import check, quote
 
 METHODS = ("full", "lora")
 HEADS = ("masked", "all")
@@ -60,21 +61,32 @@ class CostSettings:
 
     @classmethod
     def from_dict(cls, raw: dict) -> CostSettings:
+        if not isinstance(raw, dict):
+            raise UserError(f"Estimate settings must be an object of fields, got {quote(raw)}.")
         unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
-            raise UserError(f"Unknown estimate setting(s): {', '.join(sorted(unknown))}.")
+            raise UserError(f"Unknown estimate setting(s): {', '.join(sorted(str(u)[:40] for u in unknown)[:5])}.")
         return cls(**raw).validated()
 
     def validated(self) -> CostSettings:
-        self.lora_r = _whole("LoRA rank r", self.lora_r)
-        self.batch_size = _whole("Batch size", self.batch_size)
+        for name in ("model", "method", "precision", "optimizer", "head", "gpu", "calibration_run", "device"):
+            setattr(self, name, check(getattr(self, name), "str", name.replace("_", " ").capitalize()))
+        self.grad_checkpointing = check(self.grad_checkpointing, "bool", "Gradient checkpointing")
+        self.lora_r = _whole("LoRA rank r", self.lora_r, 4096)
+        self.batch_size = _whole("Batch size", self.batch_size, 65_536)
         self.seq_len = check_chunk_size(_real("Sequence length", self.seq_len), label="Sequence length")
-        self.grad_accum_steps = _whole("Gradient accumulation steps", self.grad_accum_steps)
-        self.corpus_tokens = _whole("Corpus tokens", self.corpus_tokens or 0)
+        self.grad_accum_steps = _whole("Gradient accumulation steps", self.grad_accum_steps, 1_000_000)
+        self.corpus_tokens = _whole("Corpus tokens", self.corpus_tokens or 0, 10**15)
         self.lora_alpha = _real("LoRA alpha", self.lora_alpha)
         self.lora_dropout = _real("LoRA dropout", self.lora_dropout)
         self.mlm_probability = _real("Masking probability", self.mlm_probability)
-        self.epochs = _real("Epochs", self.epochs)
+        self.epochs = _real("Epochs", self.epochs, 1_000_000)
+        for name in ("gpu_memory_gib", "gpu_tflops_16bit", "gpu_tflops_fp32", "gpu_price_per_hour"):
+            value = getattr(self, name)  # None or "" keeps the preset's figure
+            if value not in (None, ""):
+                label = name.replace("_", " ").replace("tflops 16bit", "16-bit TFLOPS")
+                setattr(self, name, _real(label.replace("tflops fp32", "FP32 TFLOPS").replace("gpu", "GPU", 1),
+                                          value, 1e6))
         if self.utilisation not in (None, ""):
             self.utilisation = _real("Utilisation", self.utilisation)
         else:
@@ -116,13 +128,14 @@ class CostSettings:
                          self.device, self.grad_checkpointing)
 
 
-def _whole(label: str, value) -> int:
+def _whole(label: str, value, maximum: float | None = None) -> int:
     # Text that is no number at all is "not a number"; 1.5 is "not a whole number".
-    return whole(_real(label, value), label)
+    return whole(_real(label, value, maximum), label)
 
 
-def _real(label: str, value) -> float:
-    return number(value, label)
+def _real(label: str, value, maximum: float | None = None) -> float:
+    """A finite number of bounded size (engine.validation): no bool, no 1e300 that overflows later."""
+    return check(value, "float", label, maximum=maximum)
 
 
 def _names(value, allow_all: bool = False) -> list[str] | str:
@@ -181,7 +194,8 @@ def method_estimate(arch: Arch, s: CostSettings, method: str, gpu: GpuPreset, ut
     shape = s.step_shape()
     params = count_params(arch, method, s.lora_spec())
     trace = trace_step(arch, params, shape, s.lora_dropout if method == "lora" else 0.0)
-    memory = estimate_memory(trace, params, shape, arch.layers, s.optimizer, s.grad_accum_steps, s.device)
+    memory = estimate_memory(trace, params, shape, arch.layers, s.optimizer, s.grad_accum_steps, s.device,
+                             layer_matrix_weights(arch.hidden, arch.intermediate))
     flops = estimate_flops(trace, arch, shape, int(s.corpus_tokens))
     time = estimate_time(flops, gpu, s.precision, utilisation, s.epochs, source)
     side = {
@@ -231,6 +245,7 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
         "save-for-backward rules op by op (checked on CPU against saved_tensors_hooks).",
         "GPU kernels assumed: fused scaled-dot-product attention (no seq x seq matrices kept) and "
         "1-byte dropout masks; framework overhead is a CUDA context of 512 MiB plus 5% allocator slack.",
+        f"Margin: {MARGIN_REASON}.",
         "The MLM head sees "
         + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions."),
         f"Utilisation: {utilisation_source}.",

@@ -244,16 +244,6 @@ def get(corpus_id) -> StoredCorpus:
     return meta
 
 
-def config_for(corpus_id, **changes):
-    """The CorpusConfig that reads a listed corpus: a bundled one by its name, another by its id."""
-    from engine.data.corpus import CorpusConfig
-
-    meta = get(corpus_id)
-    if meta.origin == "bundled":
-        return CorpusConfig(source=meta.corpus_id, **changes)
-    return CorpusConfig(source="stored", corpus_id=meta.corpus_id, **changes)
-
-
 def load(corpus_id: str):
     """The stored corpus as a datasets.DatasetDict: 'train' (and 'test' when its source had one)."""
     from datasets import Dataset, DatasetDict

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.numbers import env_number
 
 TABLE_FORMATS = {".csv": "CSV", ".tsv": "TSV", ".json": "JSON", ".jsonl": "JSON Lines", ".ndjson": "JSON Lines",
                  ".parquet": "Parquet"}
@@ -29,6 +30,17 @@ TEXT_FORMATS = {".txt": "text"}
 SUPPORTED = {**TABLE_FORMATS, **TEXT_FORMATS}
 _SNIFF_BYTES = 1 << 16
 _PARQUET_MAGIC = b"PAR1"
+# Bounds on the work one upload costs the web process (a 9.9 MB CSV of 1,000,000 columns once took
+# it ~3 minutes and 3.6 GiB). Checked before the whole file is parsed; the message names the limit.
+MAX_UPLOAD_MB = env_number("MLM_MAX_UPLOAD_MB", 200, minimum=1)  # also Gradio's launch(max_file_size=)
+MAX_COLUMNS = env_number("MLM_MAX_UPLOAD_COLUMNS", 1_000, minimum=1)
+MAX_ROWS = env_number("MLM_MAX_UPLOAD_ROWS", 2_000_000, minimum=1)
+
+
+def limits_text() -> str:
+    """The upload limits in words, for the UI."""
+    return (f"Uploads: at most {MAX_UPLOAD_MB:,} MB, {MAX_COLUMNS:,} columns and {MAX_ROWS:,} rows "
+            f"(MLM_MAX_UPLOAD_MB, MLM_MAX_UPLOAD_COLUMNS, MLM_MAX_UPLOAD_ROWS).")
 
 
 @dataclass
@@ -96,14 +108,36 @@ def _read(path: str):
             f"{name}: unsupported file type {ext or '(no extension)'!r}. "
             f"Upload one of: {', '.join(sorted(SUPPORTED))}."
         )
-    if p.stat().st_size == 0:
+    size = p.stat().st_size
+    if size == 0:
         raise UserError(f"{name} is empty: upload a file with at least a few texts.")
+    if size > MAX_UPLOAD_MB * 2**20:
+        raise UserError(f"{name} is {size / 2**20:,.1f} MB; this server reads uploads of at most "
+                        f"{MAX_UPLOAD_MB:,} MB (MLM_MAX_UPLOAD_MB).")
     if ext == ".parquet":
         frame, notices = _read_parquet(p, name), []
     else:
         text, notices = _decode(p, name, SUPPORTED[ext])
         frame = _parse_text(text, ext, name, notices)
+    _check_shape(len(frame.columns), len(frame), name)
     return frame, _describe(frame, name, SUPPORTED[ext], notices)
+
+
+def _check_shape(columns: int, rows: int, name: str) -> None:
+    if columns > MAX_COLUMNS:
+        raise UserError(f"{name} has {columns:,} columns; this server reads at most {MAX_COLUMNS:,} "
+                        f"(MLM_MAX_UPLOAD_COLUMNS). Keep the text column and a few others.")
+    if rows > MAX_ROWS:
+        raise UserError(f"{name} has more than {MAX_ROWS:,} rows, the most this server reads "
+                        f"(MLM_MAX_UPLOAD_ROWS). Upload a sample.")
+
+
+def _csv_header_columns(text: str, sep: str) -> int:
+    """Columns in the header line only: counted before pandas parses (and allocates) every row."""
+    import csv
+
+    first = next(csv.reader(io.StringIO(text[: 1 << 22].split("\n", 1)[0]), delimiter=sep), [])
+    return len(first)
 
 
 def _decode(p: Path, name: str, kind: str) -> tuple[str, list[str]]:
@@ -150,14 +184,18 @@ def _parse_text(text: str, ext: str, name: str, notices: list[str]):
         return _split_plain_text(text, name, notices)
     try:
         if ext in (".csv", ".tsv"):
-            return pd.read_csv(io.StringIO(text), sep="\t" if ext == ".tsv" else ",")
+            sep = "\t" if ext == ".tsv" else ","
+            _check_shape(_csv_header_columns(text, sep), 0, name)
+            return pd.read_csv(io.StringIO(text), sep=sep, nrows=MAX_ROWS + 1)
         if ext in (".jsonl", ".ndjson"):
-            return pd.read_json(io.StringIO(text), lines=True)
+            return pd.read_json(io.StringIO(text), lines=True, nrows=MAX_ROWS + 1)
         return _read_json(text)
     except pd.errors.EmptyDataError:
         raise UserError(f"{name} holds no rows: upload a file with a header and some texts.") from None
     except (ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"Could not read {name} as {SUPPORTED[ext]}: {_first_line(exc)}") from None
+        raise UserError(f"Could not read {name} as {SUPPORTED[ext]}: {_first_line(exc)[:200]}") from None
+    except RecursionError:
+        raise UserError(f"Could not read {name} as {SUPPORTED[ext]}: it nests too deeply.") from None
 
 
 def _read_json(text: str):
@@ -175,14 +213,22 @@ def _read_json(text: str):
         if len(lists) == 1 and all(isinstance(r, dict) for r in next(iter(lists.values()))):
             data = next(iter(lists.values()))  # {"data": [{...}, ...]}
         elif lists:
+            _too_big(len(lists), max(map(len, lists.values())))
             return pd.DataFrame(lists)
         else:
             data = [data]
     if not isinstance(data, list):
         raise ValueError("expected a list of records or an object of columns")
+    _too_big(max((len(r) for r in data[:1000] if isinstance(r, dict)), default=0), len(data))
     if data and all(isinstance(r, str) for r in data):
         return pd.DataFrame({"text": data})  # ["text 1", "text 2", ...]
     return pd.DataFrame.from_records([r for r in data if isinstance(r, dict)])
+
+
+def _too_big(columns: int, rows: int) -> None:
+    if columns > MAX_COLUMNS or rows > MAX_ROWS:
+        raise ValueError(f"{columns:,} columns, {rows:,} rows: this server reads at most {MAX_COLUMNS:,} columns "
+                         f"and {MAX_ROWS:,} rows (MLM_MAX_UPLOAD_COLUMNS, MLM_MAX_UPLOAD_ROWS)")
 
 
 def _read_parquet(p: Path, name: str):
@@ -192,6 +238,13 @@ def _read_parquet(p: Path, name: str):
         magic = f.read(4)
     if magic != _PARQUET_MAGIC:
         raise UserError(f"{name} is not a Parquet file (it does not start with PAR1).")
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(p).metadata  # the footer only: shape before any data is read
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise UserError(f"Could not read {name} as Parquet: {_first_line(exc)[:200]}") from None
+    _check_shape(meta.num_columns, meta.num_rows, name)
     try:
         return pd.read_parquet(p)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file

@@ -20,6 +20,9 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def final_folder(run_dir: Path) -> Path:
     folder = RunFolder(run_dir)
     final = folder.final_dir
+    if final.is_symlink() or any(p.is_symlink() for p in final.rglob("*")):
+        # A link planted in the runs folder must not make the server export files from elsewhere.
+        raise UserError(f"Run {Path(run_dir).name}'s final model contains a symbolic link; it is not exported.")
     if not final.is_dir():
         state = folder.status().get("state", "unknown")
         raise UserError(f"Run {Path(run_dir).name} has no final model yet (it is {state}): "

@@ -24,17 +24,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, disk_message, plain
 from engine.numbers import env_number
-from engine.run_folder import RESUMABLE_STATES, RunFolder, is_final, new_run_id, runs_dir
-from engine.runs.owners import is_admin, is_owner, owner_hash, write_owner
-from engine.runs.process import DEFAULT_TRAIN_TARGET, WorkerHandle, describe_exit, launch, pid_is_worker
+from engine.run_folder import RESUMABLE_STATES, RunFolder, is_final, new_run_id, runs_dir, writable
+from engine.runs.owners import is_admin, is_owner, owner_hash, owner_of, write_owner
+from engine.runs.process import DEFAULT_TRAIN_TARGET, DISK_EXIT, WorkerHandle, describe_exit, launch, pid_is_worker
 from engine.runs.queue import RunQueue
 from engine.runs.record import earlier_attempts
 from engine.training.config import NAME_MAX, NOTES_MAX, TrainConfig, clean_text, default_name
+from engine.validation import check
 
 log = logging.getLogger(__name__)
 DEDUPE_SECONDS = 5.0
+# Runs one owner may have queued or running at once: one caller cannot fill the queue for everyone.
+MAX_PER_OWNER = env_number("MLM_MAX_RUNS_PER_OWNER", 3, minimum=1)
 
 
 class DuplicateSubmission(UserError):
@@ -55,7 +58,15 @@ class Jobs:
                  cancel_grace_s: float | None = None, train_target: str = DEFAULT_TRAIN_TARGET,
                  poll_s: float = 0.5, supervise: bool = True, preflight: bool = True):
         self.root = Path(root) if root else runs_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            if not self.root.is_dir():
+                raise
+        self.max_per_owner = MAX_PER_OWNER
+        # Final statuses not yet on disk (a full or read-only runs folder): run id -> fields. The
+        # supervisor retries them until they are written, so no dead worker stays "running".
+        self._unrecorded: dict[str, dict] = {}
         self.queue = RunQueue(max_concurrent)
         self.cancel_grace_s = cancel_grace_s if cancel_grace_s is not None else env_number("MLM_CANCEL_GRACE_S", 30.0)
         self.train_target = train_target
@@ -72,8 +83,12 @@ class Jobs:
 
     # ------------------------------------------------------------ submitting
 
-    def submit(self, cfg: TrainConfig, owner: str | None = None) -> str:
-        """Validate, write the run folder, queue the run; returns its id. Raises UserError."""
+    def submit(self, cfg: TrainConfig, owner: str | None = None, caller: str | None = None) -> str:
+        """Validate, write the run folder, queue the run; returns its id. Raises UserError.
+
+        caller: who pressed Start, when that is not the owner (an API client's session, whose
+        every start gets a fresh owner token): the same caller and config within seconds is a
+        double click (DuplicateSubmission). Default: the owner."""
         from engine.hardware import apply_limits, detect
 
         cfg = replace(cfg).validated()  # a validated copy: the caller's config stays as it was
@@ -82,40 +97,67 @@ class Jobs:
             from engine.training.preflight import check_runnable
 
             check_runnable(cfg)
-        key = (owner_hash(owner or ""), hashlib.sha256(cfg.to_json().encode()).hexdigest())
+        key = (owner_hash(caller or owner or ""), hashlib.sha256(cfg.to_json().encode()).hexdigest())
         with self._lock:
             now = time.time()
             earlier = self._recent.get(key)
             if earlier and now - earlier[1] < DEDUPE_SECONDS:
                 raise DuplicateSubmission(earlier[0], now - earlier[1])
-            run_id = new_run_id()
+            self._check_owner_cap(owner)
             if not cfg.name:  # named after the dedupe key: a default name carries the time
                 cfg = replace(cfg, name=default_name(cfg, now))
-            folder = RunFolder.create(self.root, run_id, cfg.to_dict(), now)
-            if owner:
-                write_owner(folder, owner)
-            folder.update_status(state="queued", message="Waiting for a free worker slot", created_at=now,
-                                 step=0, total_steps=None, log_tail=[], notices=notices,
-                                 estimate=_estimate(cfg, self.root))
+            run_id = self._create(cfg, owner, now, notices)
             self.queue.push(run_id)
             self._recent = {k: v for k, v in self._recent.items() if now - v[1] < DEDUPE_SECONDS}
             self._recent[key] = (run_id, now)
             self._start_waiting()
         return run_id
 
+    def _create(self, cfg: TrainConfig, owner: str | None, now: float, notices) -> str:
+        """Write the new run's folder; on a disk error remove it and say what is wrong, in plain words."""
+        reason = writable(self.root)
+        if reason:
+            raise UserError(f"Cannot start a run: {reason}.")
+        run_id = new_run_id()
+        try:
+            folder = RunFolder.create(self.root, run_id, cfg.to_dict(), now)
+        except OSError as exc:
+            raise UserError(f"Cannot start a run: {plain(exc)}") from None
+        try:
+            if owner:
+                write_owner(folder, owner)
+            folder.update_status(state="queued", message="Waiting for a free worker slot", created_at=now,
+                                 step=0, total_steps=None, log_tail=[], notices=notices,
+                                 estimate=_estimate(cfg, self.root))
+        except OSError as exc:
+            folder.discard()  # no half-made run folder stays behind
+            raise UserError(f"Cannot start a run: {plain(exc)}") from None
+        return run_id
+
+    def _check_owner_cap(self, owner: str | None) -> None:
+        """Refuse a start when this owner already has max_per_owner runs queued or running."""
+        if not owner:
+            return
+        mine = owner_hash(owner)
+        live = [w.run_id for w in self.queue.waiting] + list(self.queue.running)
+        count = sum(owner_of(self._at(run_id)) == mine for run_id in live)
+        if count >= self.max_per_owner:
+            raise UserError(f"You already have {count} runs queued or running (at most {self.max_per_owner} "
+                            f"at once): wait for one to finish, or cancel one.")
+
     def _start_waiting(self) -> None:
         """Fill free worker slots from the head of the queue (caller holds the lock)."""
         while (nxt := self.queue.next_to_start()) is not None:
             folder = self._at(nxt.run_id)
-            folder.clear_cancel()
-            # "running" before the process exists: a worker that fails at once writes "failed"
-            # after this, never before it (which this write would then hide).
-            folder.update_status(state="running", pid=None, started_at=time.time(),
-                                 message="Starting the worker" + (" to resume" if nxt.resume else ""))
             try:
+                folder.clear_cancel()
+                # "running" before the process exists: a worker that fails at once writes "failed"
+                # after this, never before it (which this write would then hide).
+                folder.update_status(state="running", pid=None, started_at=time.time(),
+                                     message="Starting the worker" + (" to resume" if nxt.resume else ""))
                 handle = launch(folder, nxt.resume, self.train_target)
             except OSError as exc:
-                self._finish(folder, "failed", f"Could not start a worker process: {exc}")
+                self._finish(folder, "failed", f"Could not start a worker process: {plain(exc)}")
                 continue
             self.queue.running[nxt.run_id] = handle
 
@@ -136,7 +178,7 @@ class Jobs:
         new metric rows itself, by byte offset, instead of the whole file every second)."""
         folder = self.folder(run_id)
         self.check()
-        status, config = folder.status(), folder.config()
+        status, config = self._status_of(folder), folder.config()
         with self._lock:
             position = self.queue.position(folder.run_id)
         live = status.get("state") in ("running", "queued")
@@ -167,11 +209,24 @@ class Jobs:
 
     # ------------------------------------------------------------ cancel and resume
 
+    def _status_of(self, folder: RunFolder) -> dict:
+        """status.json, with a final status the disk has not taken yet laid over it."""
+        with self._lock:
+            pending = self._unrecorded.get(folder.run_id)
+        return {**folder.status(), **pending} if pending else folder.status()
+
     def cancel(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
         folder = self.folder(run_id)
         self._require_control(folder, owner, admin_token, "cancel")
+        self.check()  # a worker that died since the last poll is recorded first
+        try:
+            return self._cancel(folder)
+        except OSError as exc:
+            raise UserError(f"Cannot cancel run {folder.run_id}: {plain(exc)}") from None
+
+    def _cancel(self, folder: RunFolder) -> str:
         with self._lock:
-            status = folder.status()
+            status = self._status_of(folder)
             if is_final(status):
                 raise UserError(f"Run {folder.run_id} has already finished ({status['state']}): "
                                 f"there is nothing to cancel.")
@@ -186,6 +241,16 @@ class Jobs:
     def resume(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
         folder = self.folder(run_id)
         self._require_control(folder, owner, admin_token, "resume")
+        self.check()
+        if folder.run_id in self.unrecorded():
+            raise UserError(f"Run {folder.run_id} stopped, but its status cannot be written yet: "
+                            f"{writable(self.root) or 'the runs folder cannot be written'}. Resume it once it can.")
+        try:
+            return self._resume(folder)
+        except OSError as exc:
+            raise UserError(f"Cannot resume run {folder.run_id}: {plain(exc)}") from None
+
+    def _resume(self, folder: RunFolder) -> str:
         with self._lock:
             state = folder.status().get("state")
             if state not in RESUMABLE_STATES:
@@ -207,10 +272,11 @@ class Jobs:
         """Change a run's name and notes (its owner only); returns the cleaned values kept."""
         folder = self.folder(run_id)
         self._require_control(folder, owner, admin_token, "rename")
-        name = clean_text(name, NAME_MAX, one_line=True)
+        # the same bounds as a new run's name and notes (TrainConfig): too long is refused, not cut
+        name = clean_text(check(name, "str", "Name", maximum=NAME_MAX), NAME_MAX, one_line=True)
         if not name:
             raise UserError("A run's name cannot be empty: type a few words that tell this run apart.")
-        notes = clean_text(notes, NOTES_MAX, one_line=False)
+        notes = clean_text(check(notes, "str", "Notes", maximum=NOTES_MAX), NOTES_MAX, one_line=False)
         with self._lock:
             folder.update_config(name=name, notes=notes)
         return {"run_id": folder.run_id, "name": name, "notes": notes}
@@ -218,18 +284,36 @@ class Jobs:
     def _require_control(self, folder: RunFolder, owner: str | None, admin_token: str | None, action: str) -> None:
         if not (is_owner(folder, owner) or is_admin(admin_token)):
             raise UserError(
-                f"Only the browser session that started run {folder.run_id} (or the holder of the admin "
-                f"token) can {action} it; anyone with the link can watch it."
+                f"Only whoever started run {folder.run_id} (the browser that started it, or an API caller "
+                f"with the owner_token its start returned) or the holder of the admin token can {action} it; "
+                f"anyone with the link can watch it."
             )
 
     def _finish(self, folder: RunFolder, state: str, message: str) -> None:
-        folder.update_status(state=state, message=message, finished_at=time.time(), log_tail=folder.log_tail())
+        """Record a final status; when the disk refuses, keep it and retry until it is written."""
+        fields = dict(state=state, message=message, finished_at=time.time(), log_tail=folder.log_tail())
+        try:
+            folder.update_status(**fields)
+        except OSError as exc:
+            log.warning("run %s: final status not written yet (%s); retrying", folder.run_id, disk_message(exc))
+            self._unrecorded[folder.run_id] = fields
+        else:
+            self._unrecorded.pop(folder.run_id, None)
+
+    def _retry_unrecorded(self) -> None:
+        for run_id, fields in list(self._unrecorded.items()):
+            try:
+                self._at(run_id).update_status(**fields)
+            except OSError:
+                return  # the disk still says no: try again at the next check
+            del self._unrecorded[run_id]
 
     # ------------------------------------------------------------ supervision
 
     def check(self) -> None:
         """Reap finished workers, kill cancelled ones past the grace period, start queued runs."""
         with self._lock:
+            self._retry_unrecorded()
             for run_id, handle in list(self.queue.running.items()):
                 folder = self._at(run_id)
                 code = handle.exit_code()
@@ -256,8 +340,10 @@ class Jobs:
         step = folder.latest_checkpoint_step()
         resume = (f"Resume continues from the checkpoint at step {step}." if step is not None
                   else "Resume starts it again (no checkpoint yet).")
-        self._finish(folder, "interrupted",
-                     f"The worker {describe_exit(code)} at step {status.get('step', 0)}. {resume}")
+        why = _disk_cause(folder, code)
+        state = "failed" if why else "interrupted"
+        self._finish(folder, state,
+                     f"The worker {describe_exit(code)} at step {status.get('step', 0)}{why}. {resume}")
 
     def _supervise(self, poll_s: float) -> None:
         while not self._stop.wait(poll_s):
@@ -278,11 +364,30 @@ class Jobs:
                              f"The server restarted while this run was {state}; it was not restarted "
                              f"automatically. Resume continues from its last checkpoint.")
 
+    def unrecorded(self) -> dict[str, dict]:
+        """Final statuses still waiting for the disk (the supervisor retries them)."""
+        with self._lock:
+            return dict(self._unrecorded)
+
     def close(self) -> None:
         """Stop supervising (tests; a server just exits). Workers keep running."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _disk_cause(folder: RunFolder, code: int | None = None) -> str:
+    """', because the runs folder is full' when the worker's log or the disk says so ('' otherwise):
+    a worker that cannot write its outcome dies without recording why."""
+    tail = "\n".join(folder.log_tail(40))
+    if "[Errno 28]" in tail or "No space left" in tail:
+        return ", because the runs folder is full (free space, then resume)"
+    if "[Errno 30]" in tail or "Read-only file system" in tail:
+        return ", because the runs folder became read-only"
+    reason = writable(folder.path.parent)
+    if reason:
+        return f", because {reason}"
+    return " (the runs folder was full or read-only then; it can be written now)" if code == DISK_EXIT else ""
 
 
 # ---------------------------------------------------------------- the server's registry
@@ -300,8 +405,8 @@ def registry() -> Jobs:
         return _registries[root]
 
 
-def submit(cfg: TrainConfig, owner: str | None = None) -> str:
-    return registry().submit(cfg, owner)
+def submit(cfg: TrainConfig, owner: str | None = None, caller: str | None = None) -> str:
+    return registry().submit(cfg, owner, caller)
 
 
 def status(run_id: str) -> dict:

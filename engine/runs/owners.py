@@ -32,20 +32,54 @@ def is_admin(token: str | None) -> bool:
     return bool(admin) and bool(token) and hmac.compare_digest(admin.encode(), str(token).encode())
 
 
+def owner_of(folder: RunFolder) -> str:
+    """The stored owner hash of a run ('' without one)."""
+    return str(read_json(folder.owner_path).get("owner", ""))
+
+
+def new_owner_token() -> str:
+    """A fresh owner token for an API start: returned to the caller, only its hash is stored."""
+    return secrets.token_urlsafe(24)
+
+
 def browser_secret(root: Path) -> str:
-    """A per-installation key for gr.BrowserState, kept next to the runs so that the owner
-    token a browser stored survives a server restart exactly as long as the runs do."""
-    path = Path(root) / ".browser_secret"
+    """A per-installation key for gr.BrowserState's encryption, kept next to the runs so that
+    what a browser stored survives a server restart exactly as long as the runs do.
+
+    Gradio sends this key to every visitor (/config): it must never make an owner token."""
+    return _installation_key(Path(root) / ".browser_secret")
+
+
+def owner_key(root: Path) -> str:
+    """The server-only key from which a page session's owner token is derived (an HMAC):
+    unlike browser_secret it never leaves the server."""
+    return _installation_key(Path(root) / ".owner_key")
+
+
+_memory_keys: dict[Path, str] = {}
+
+
+def _installation_key(path: Path) -> str:
+    """A random key stored at `path` once (two processes agree on one); on a full or read-only
+    runs folder, a key for this process's lifetime, so the app still starts."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        secret = secrets.token_hex(16)
-        tmp = path.with_name(f".browser_secret.{os.getpid()}.tmp")
+        pass
+    except OSError:
+        return _memory_keys.setdefault(path, secrets.token_hex(16))
+    secret = secrets.token_hex(16)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
         tmp.write_text(secret)
+        os.link(tmp, path)  # atomic create-if-absent: two processes agree on one secret
+    except FileExistsError:
+        pass
+    except OSError:
+        return _memory_keys.setdefault(path, secret)
+    finally:
         try:
-            os.link(tmp, path)  # atomic create-if-absent: two processes agree on one secret
-        except FileExistsError:
-            pass
-        finally:
             tmp.unlink(missing_ok=True)
-        return path.read_text().strip()
+        except OSError:
+            pass
+    return path.read_text().strip()

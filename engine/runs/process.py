@@ -20,6 +20,7 @@ from engine.run_folder import RunFolder
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRAIN_TARGET = "engine.training.loop:train"
 UNKNOWN_EXIT = 1 << 16  # an adopted worker is not our child: its exit status cannot be read
+DISK_EXIT = 74  # EX_IOERR: the worker could not write to the runs folder (its log may not say so: same disk)
 
 
 @dataclass
@@ -95,6 +96,8 @@ def pid_is_worker(pid: int | None, run_id: str) -> bool:
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "still running"
+    if code == DISK_EXIT:
+        return "stopped: it could not write to the runs folder"
     if code == UNKNOWN_EXIT:
         return "stopped (started by an earlier server, so its exit status is unknown)"
     if code < 0:

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from engine.errors import UserError
+from engine.errors import UserError, disk_message
 from engine.run_folder import RunFolder
 
 RESUME_HINT = "Resume continues from there."
@@ -51,6 +51,9 @@ def failure(exc: BaseException) -> dict:
         why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
         return {"state": "interrupted",
                 "message": f"Stopped by {why} (a shutdown). Resume continues from the last checkpoint."}
+    reason = disk_message(exc)
+    if reason:  # the OS's text names server paths; the user needs what to do
+        return {"state": "failed", "message": f"Training stopped: {reason}. {RESUME_HINT}"}
     return {"state": "failed", "message": f"Training failed: {type(exc).__name__}: {exc}"}
 
 
@@ -98,7 +101,10 @@ def run_and_record(
 
 
 def _finish(folder: RunFolder, fields: dict, tail: Callable[[], list[str]], write: bool) -> None:
-    sys.stdout.flush()  # what training printed belongs in the tail
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()  # what training printed belongs in the tail
+        except OSError:
+            pass  # worker.log is on the full disk too: the status matters more
     if write:
         folder.update_status(**fields, finished_at=time.time(), log_tail=tail())

@@ -22,9 +22,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, disk_message
 from engine.offline import ensure_mode
 from engine.run_folder import RunFolder
+from engine.runs.process import DISK_EXIT
 from engine.runs.record import Terminated, run_and_record
 
 
@@ -88,6 +89,8 @@ def _print_error(exc: BaseException) -> None:
 
 
 def exit_code(exc: BaseException) -> int:
+    if disk_message(exc):
+        return DISK_EXIT  # the server then knows why, even when worker.log could not say it
     if isinstance(exc, UserError):
         return 2
     return 143 if isinstance(exc, (Terminated, KeyboardInterrupt)) else 1

@@ -77,6 +77,7 @@ class StepBatches:
         self.micro_per_epoch = math.ceil(self.per_rank / self.cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.micro_per_epoch / self.cfg.grad_accum_steps)
         self._epoch: int | None = None
+        self.max_masked = 0  # masked tokens in this epoch's fullest micro-batch
 
     def total_steps(self) -> int:
         if self.cfg.max_steps > 0:
@@ -91,6 +92,10 @@ class StepBatches:
         # Every process masks the same epoch and keeps its own rows, so the data a step
         # sees does not depend on how many processes share it.
         shard = slice(self.rank, self.rank + self.world * self.per_rank, self.world)
+        # Counted here, on the CPU: the compiled step needs the largest micro-batch's count
+        # without asking the device (engine/training/compiled.py).
+        masked = (labels[shard] != -100).sum(dim=1)
+        self.max_masked = int(max(part.sum() for part in masked.split(self.cfg.batch_size)))
         # One copy per epoch to the device (a few MB) instead of one per step.
         self._inputs, self._labels = inputs[shard].to(self.device), labels[shard].to(self.device)
         self._epoch = epoch

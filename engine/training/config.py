@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass, field, fields
 
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
-from engine.numbers import check_chunk_size, number
+from engine.numbers import check_chunk_size
+from engine.validation import SEED_MAX, check, quote, type_name
 
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-RECORD_KEYS = ("run_id", "created_at")
-NAME_MAX, NOTES_MAX = 120, 2000  # what jobs writes next to the settings in a run's config.json
+COMPILE_MODES = ("off", "on", "cudagraphs")  # engine/training/compiled.py
+RECORD_KEYS = ("run_id", "created_at")  # what jobs writes next to the settings in a run's config.json
+NAME_MAX, NOTES_MAX = 120, 2000
 
 
 def default_lr(method: str) -> float:
@@ -36,16 +38,17 @@ def default_batch_size(on_gpu: bool) -> int:
 
 def setting(default, help: str, *, label: str = "", aliases: tuple[str, ...] = (), cli: bool = True,
             choices: tuple | None = None, minimum: float | None = None, above: float | None = None,
-            below: float | None = None, parse=None, lora_only: bool = False):
+            below: float | None = None, maximum: float | None = None, parse=None, lora_only: bool = False):
     """A TrainConfig field and what is known about it.
 
     help: the CLI's --help text. label: the field in messages (default: its name in words).
     aliases: more CLI flags (--lr). cli=False: not a flag of its own (the corpus has several).
-    choices, minimum (inclusive), above / below (exclusive): the range validated() checks.
+    choices, minimum / maximum (inclusive), above / below (exclusive): the range validated() checks
+    (every number is also bounded by engine.validation's limits, every text in length).
     parse: the field's own parser (the chunk-size rule). lora_only: checked for LoRA runs only.
     """
     meta = dict(help=help, label=label, aliases=aliases, cli=cli, choices=choices, minimum=minimum,
-                above=above, below=below, parse=parse, lora_only=lora_only)
+                above=above, below=below, maximum=maximum, parse=parse, lora_only=lora_only)
     kind = "default_factory" if callable(default) else "default"
     return field(**{kind: default}, metadata=meta)
 
@@ -58,7 +61,7 @@ class TrainConfig:
     train_size: int = setting(10_000, "training chunks, downsampled with the seed (0 = all)", minimum=0)
     test_size: int = setting(1_000, "evaluation chunks (0 = all)", minimum=0)
     method: str = setting("full", "full or lora", choices=METHODS)
-    lora_r: int = setting(8, "LoRA rank r", label="LoRA rank r", minimum=1, lora_only=True)
+    lora_r: int = setting(8, "LoRA rank r", label="LoRA rank r", minimum=1, maximum=4096, lora_only=True)
     lora_alpha: int = setting(16, "LoRA alpha (scale alpha / r)", label="LoRA alpha", above=0, lora_only=True)
     lora_dropout: float = setting(0.05, "dropout on the LoRA input", label="LoRA dropout", minimum=0, below=1,
                                   lora_only=True)
@@ -77,7 +80,7 @@ class TrainConfig:
     max_grad_norm: float = setting(1.0, "gradient clipping norm (0 = none)", label="gradient clipping norm",
                                    minimum=0)
     grad_accum_steps: int = setting(1, "micro-batches per optimizer step", label="gradient accumulation", minimum=1)
-    batch_size: int = setting(16, "chunks per micro-batch", minimum=1)
+    batch_size: int = setting(16, "chunks per micro-batch", minimum=1, maximum=65_536)
     epochs: float = setting(3.0, "passes over the training chunks", minimum=0)
     max_steps: int = setting(0, "optimizer steps; > 0 overrides epochs", minimum=0)
     eval_every: int = setting(100, "optimizer steps between evaluations (0 = only before and after)",
@@ -86,12 +89,14 @@ class TrainConfig:
     save_every: int = setting(200, "optimizer steps between checkpoints (0 = none)", label="save interval",
                               minimum=0)
     precision: str = setting("auto", "auto: fp32 on CPU, bf16 (or fp16) mixed precision on GPU", choices=PRECISIONS)
-    seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0)
+    compile: str = setting("off", "compile the training step: off | on (torch.compile) | cudagraphs (also CUDA "
+                                  "graphs; GPU only); pays off on long GPU runs (docs/gpu.md)", choices=COMPILE_MODES)
+    seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0, maximum=SEED_MAX)
     # Not training settings: how people tell runs apart (history, Compare, share pages).
     name: str = setting("", f"the run's name (at most {NAME_MAX} characters; empty: model, method, corpus "
-                            "and time)", parse=lambda v, label: clean_text(v, NAME_MAX, one_line=True))
-    notes: str = setting("", f"free notes about the run (at most {NOTES_MAX} characters)",
-                         parse=lambda v, label: clean_text(v, NOTES_MAX, one_line=False))
+                            "and time)", maximum=NAME_MAX, parse=lambda v, label: clean_text(v, NAME_MAX, True))
+    notes: str = setting("", f"free notes about the run (at most {NOTES_MAX} characters)", maximum=NOTES_MAX,
+                         parse=lambda v, label: clean_text(v, NOTES_MAX, False))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,9 +107,12 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
         """A validated config from JSON-like settings (the API, a config file, the form)."""
+        if not isinstance(raw, dict):
+            raise UserError(f"Training settings must be an object of fields, got {quote(raw)}.")
         unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
-            raise UserError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
+            names = ", ".join(sorted(str(u)[:40] for u in unknown)[:5])
+            raise UserError(f"Unknown training setting(s): {names}.")
         return cls(**raw).validated()
 
     @classmethod
@@ -159,15 +167,14 @@ def label(f) -> str:
 
 def _checked(f, value, method: str):
     meta = f.metadata
-    if meta.get("parse"):
-        return meta["parse"](value, label=label(f))
-    if f.type in ("int", "float"):
-        value = number(value, label(f), whole=f.type == "int")
+    if meta.get("parse"):  # its own rule, after the type: no bool, no 1e30
+        return meta["parse"](check(value, type_name(f.type), label(f), maximum=meta.get("maximum")), label=label(f))
+    value = check(value, type_name(f.type), label(f), maximum=meta.get("maximum"))
     if meta.get("lora_only") and method != "lora":
         return value
     problem = _out_of_range(value, meta)
     if problem:
-        raise UserError(f"{label(f)} {problem}, got {value!r}.")
+        raise UserError(f"{label(f)} {problem}, got {quote(value)}.")
     return value
 
 
@@ -184,16 +191,32 @@ def _out_of_range(value, meta) -> str:
         return f"must be above {low:g}"
     if floor is not None and value < floor:
         return "cannot be negative" if floor == 0 else f"must be at least {floor:g}"
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        return f"must be at most {meta['maximum']:,g}"
     return ""
 
 
+# CorpusConfig's fields carry no metadata (engine.data stays free of these rules): their ranges here.
+CORPUS_RANGES = {"seed": {"minimum": 0, "maximum": SEED_MAX}, "max_docs": {"minimum": 0},
+                 "test_fraction": {"above": 0, "below": 1}}
+
+
 def _corpus(corpus) -> CorpusConfig:
-    if isinstance(corpus, CorpusConfig):
-        return corpus
-    if not isinstance(corpus, dict):
-        raise UserError(f"Corpus must be an object of corpus settings like {{\"source\": \"imdb\"}}, got {corpus!r}.")
-    known = {f.name for f in fields(CorpusConfig)}
-    bad = set(corpus) - known
+    """The corpus as a CorpusConfig whose every field has its declared type and range."""
+    if not isinstance(corpus, CorpusConfig | dict):
+        raise UserError(f"Corpus must be an object of corpus settings like {{\"source\": \"imdb\"}}, "
+                        f"got {quote(corpus)}.")
+    raw = asdict(corpus) if isinstance(corpus, CorpusConfig) else corpus
+    known = {f.name: f for f in fields(CorpusConfig)}
+    bad = set(raw) - set(known)
     if bad:
-        raise UserError(f"Unknown corpus setting(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}.")
-    return CorpusConfig(**corpus)
+        names = ", ".join(sorted(str(b)[:40] for b in bad)[:5])
+        raise UserError(f"Unknown corpus setting(s): {names}; known: {', '.join(sorted(known))}.")
+    checked = {}
+    for name, value in raw.items():
+        what = f"Corpus {name.replace('_', ' ')}"
+        checked[name] = check(value, type_name(known[name].type), what)
+        problem = _out_of_range(checked[name], CORPUS_RANGES.get(name, {}))
+        if problem:
+            raise UserError(f"{what} {problem}, got {quote(value)}.")
+    return CorpusConfig(**checked)

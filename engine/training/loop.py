@@ -25,11 +25,12 @@ import torch
 from torch import nn
 
 from engine.data import corpus as data
-from engine.mlm_head import masked_lm_loss
+from engine.mlm_head import masked_lm_loss, static_masked_lm_loss
 from engine.models import load_mlm
 from engine.run_folder import RunFolder
 from engine.training import checkpoints, cpu_speedups, lora
 from engine.training.batches import StepBatches, take
+from engine.training.compiled import CompiledStep
 from engine.training.config import TrainConfig
 from engine.training.eval_set import build_eval_set, evaluate, load_eval_set, save_eval_set
 from engine.training.log import LogWindow, peak_memory_bytes, train_row
@@ -48,7 +49,9 @@ class MaskedLMObjective(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, capacity: int | None = None) -> torch.Tensor:
+        if capacity is not None:  # the compiled step's fixed shapes: engine/training/compiled.py
+            return static_masked_lm_loss(self.model, input_ids, labels, capacity)
         loss, _ = masked_lm_loss(self.model, {"input_ids": input_ids, "labels": labels})
         return loss
 
@@ -176,6 +179,9 @@ class _Run:
         self.scheduler = build_scheduler(optimizer, cfg, self.total)
         self.objective, self.optimizer = acc.prepare(MaskedLMObjective(model), optimizer)
         self.params = [p for p in self.objective.parameters() if p.requires_grad]
+        self.compiled = None
+        if cfg.compile != "off":
+            self.compiled = CompiledStep(self.objective, cfg.compile, acc.device, self.log)
         self._restore(state, resume)
         self.log(
             f"{cfg.method} fine-tuning of {cfg.model} ({self.model_type}): {self.trainable:,} of "
@@ -253,9 +259,8 @@ class _Run:
             last = i == len(batches) - 1
             # DDP: synchronise gradients only on the last micro-batch of the step.
             with nullcontext() if last else acc.no_sync(self.objective):
-                loss = self.objective(**batch)
-                acc.backward(loss / len(batches))
-            step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                loss = self._forward_backward(batch, 1 / len(batches), first_micro=i == 0)
+            step_loss = loss if step_loss is None else step_loss + loss
         grad_norm = acc.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
         self.optimizer.step()
         self.scheduler.step()
@@ -266,6 +271,16 @@ class _Run:
         seconds = time.perf_counter() - began
         self.train_seconds += seconds
         window.add(step_loss / len(batches), grad_norm, n, n * cfg.chunk_size, seconds)
+
+    def _forward_backward(self, batch: dict, scale: float, first_micro: bool) -> torch.Tensor:
+        """One micro-batch's loss (detached) after its backward, compiled when asked for."""
+        if self.compiled is not None:
+            self.compiled.set_max_masked(self.batches.max_masked)
+            shape = (self.cfg.batch_size, self.cfg.chunk_size)
+            return self.compiled.forward_backward(batch, self.acc.backward, scale, shape, first_micro)
+        loss = self.objective(**batch)
+        self.acc.backward(loss * scale)
+        return loss.detach()
 
     def _log_train(self, window: LogWindow) -> None:
         row = train_row(
