@@ -10,8 +10,6 @@ analysed on the Dataset tab appears in the Masking, Train, Compare and Costs pic
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 
 from engine.data import store
@@ -32,12 +30,12 @@ def choices(extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
 
 
 def limits_text() -> str:
-    """The limits a user meets when adding a corpus (the same env vars app.py and the store read)."""
-    upload_mb = store.max_upload_mb()
-    upload = f"uploads up to {upload_mb:g} MB" if upload_mb > 0 else "no upload size limit set"
-    return (f"Stored corpora: {len(store.list_corpora()) - len(store.BUNDLED)} of at most {store.max_corpora()} "
-            f"(MLM_MAX_CORPORA; the least recently used corpus no run refers to makes room); {upload} "
-            f"(MLM_MAX_UPLOAD_MB). Kept in `{os.path.basename(str(store.corpora_dir()))}/` on the server.")
+    """The limits a user meets when adding a corpus (the store's and engine.data.uploads')."""
+    from engine.data.uploads import limits_text as upload_limits
+
+    stored = len(store.list_corpora()) - len(store.BUNDLED)
+    return (f"Stored corpora: {stored} of at most {store.max_corpora()} (MLM_MAX_CORPORA; the least recently "
+            f"used corpus that no run refers to makes room). {upload_limits()}")
 
 
 def render(label: str = "Corpus", elem_id: str | None = None, value: str = DEFAULT,

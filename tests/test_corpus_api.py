@@ -8,7 +8,7 @@ import json
 import pytest
 from gradio_client import handle_file
 
-from engine.data import store
+from engine.data import store, uploads
 from engine.errors import UserError
 from tests.conftest import TINY_RUN, wait_until
 
@@ -84,9 +84,9 @@ def test_an_upload_over_the_limit_is_refused_and_nothing_is_lost(tmp_path, monke
     small.write_text(CSV)
     kept = store.store_upload(str(small), "note", "dept")
     big = tmp_path / "big.csv"
-    big.write_text(CSV * 40)  # about 0.5 MB
-    monkeypatch.setenv("MLM_MAX_UPLOAD_MB", "0.1")
-    with pytest.raises(UserError, match=r"at most 0.1 MB \(MLM_MAX_UPLOAD_MB\)"):
+    big.write_text(CSV * 40)  # about 0.3 MB
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_MB", 0.1)  # read from MLM_MAX_UPLOAD_MB at import
+    with pytest.raises(UserError, match=r"big.csv is 0.3 MB; this server reads uploads of at most 0.1 MB"):
         store.store_upload(str(big), "note", "dept")
     assert [c.corpus_id for c in store.list_corpora()][2:] == [kept.corpus_id]
 

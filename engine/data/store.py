@@ -145,29 +145,12 @@ def store_upload(path: str, text_column: str = "", label_column: str = "label", 
     """Read an uploaded file (engine.data.uploads) and keep it as a stored corpus."""
     from engine.data.uploads import describe_upload, read_upload
 
-    check_size(path)
-    info = describe_upload(path)
+    info = describe_upload(path)  # refuses a file over MLM_MAX_UPLOAD_MB before reading it
     column = (text_column or "").strip() or info.default
     ds = read_upload(path, column, label_column)
     return store_dataset({"train": ds}, digest=file_digest(path), name=name or info.name, text_column=column,
                          label_column=label_column, origin="upload",
                          columns=info.columns + ([label_column] if "label" in ds.column_names else []))
-
-
-def max_upload_mb() -> float:
-    """MLM_MAX_UPLOAD_MB, the variable app.py gives Gradio's max_file_size too (0 or unset: no limit)."""
-    from engine.numbers import env_number
-
-    return env_number("MLM_MAX_UPLOAD_MB", 0.0, minimum=0.0)
-
-
-def check_size(path: str) -> None:
-    """Refuse a file over MLM_MAX_UPLOAD_MB here as well, whatever let it reach the server."""
-    limit = max_upload_mb()
-    size = os.path.getsize(path)
-    if limit and size > limit * 1024 * 1024:
-        raise UserError(f"The file is {size / 1024 / 1024:.1f} MB; this server keeps corpora of at most "
-                        f"{limit:g} MB (MLM_MAX_UPLOAD_MB). Upload a smaller file or a sample of it.")
 
 
 def store_hub(splits, hub_id: str, hub_config: str, text_column: str, label_column: str) -> StoredCorpus:
