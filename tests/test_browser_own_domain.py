@@ -139,6 +139,8 @@ def test_phone_shows_the_run_first_and_the_costs_values(browser, app_url):
         assert run_info.bounding_box()["y"] < page.locator("#train-model").bounding_box()["y"]
 
         page.goto(app_url)
+        page.get_by_role("tab", name="Dataset").wait_for()  # hydrated: the tab bar has folded what does not fit
+        page.wait_for_timeout(500)
         tab = page.get_by_role("tab", name="Costs")
         if not tab.is_visible():
             page.get_by_role("button", name="More tabs").click()
