@@ -14,13 +14,20 @@ OFFLINE = ensure_mode()  # before anything imports transformers or datasets
 
 import gradio as gr  # noqa: E402
 
-from components import compare, costs, dataset, masking, training  # noqa: E402
+from components import compare, corpus_picker, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
 from engine.data.uploads import MAX_UPLOAD_MB, limits_text  # noqa: E402
 from engine.run_folder import runs_dir, writable  # noqa: E402
 
 TITLE = "MLM Studio"
+# On a phone (one column) the Train tab's run status and charts come before its long form.
+CSS = """
+@media (max-width: 760px) {
+  #train-layout { flex-direction: column-reverse !important; }
+  #costs-table table { table-layout: fixed; width: 100% !important; }
+}
+"""
 
 
 def build_app() -> gr.Blocks:
@@ -29,18 +36,30 @@ def build_app() -> gr.Blocks:
         gr.Markdown(mode_banner(), elem_id="mode-banner")
         gr.Markdown(hardware.banner_markdown(hardware.detect()), elem_id="hardware-banner")
         gr.Markdown(storage_banner(), elem_id="storage-banner")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Dataset", id="dataset"):
                 corpus_stats = dataset.render()
             with gr.Tab("Masking", id="masking"):
                 masking.render()
             with gr.Tab("Train", id="train"):
                 training.render(demo)
-            with gr.Tab("Compare", id="compare"):
-                compare.render(demo)
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                compare.render(demo, compare_tab)
             with gr.Tab("Costs", id="costs"):
                 costs.render(corpus_stats)
+        corpus_picker.wire(demo, tabs)  # every tab's corpus list, re-read on load and on a tab change
+        demo.load(tab_for_link, None, tabs, api_visibility="private", queue=False)
     return demo
+
+
+def tab_for_link(request: gr.Request):
+    """A shared link opens the tab it is for: ?run= the Train tab, ?compare= the Compare tab."""
+    params = getattr(request, "query_params", {}) or {}
+    if params.get("run"):
+        return gr.Tabs(selected="train")
+    if params.get("compare"):
+        return gr.Tabs(selected="compare")
+    return gr.skip()
 
 
 def storage_banner() -> str:
@@ -58,7 +77,8 @@ def main() -> None:
     demo.queue(default_concurrency_limit=int(os.environ.get("MLM_CONCURRENCY", "4")))
     # show_error=False: a gr.Error (components.common.user_errors) still shows its plain message;
     # only raw exception text, which can name server paths, stays in the server's log.
-    demo.launch(server_name=host, server_port=port, show_error=False, max_file_size=f"{MAX_UPLOAD_MB}mb")
+    demo.launch(server_name=host, server_port=port, show_error=False, max_file_size=f"{MAX_UPLOAD_MB}mb",
+                css=CSS)
 
 
 if __name__ == "__main__":

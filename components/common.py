@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 
 import gradio as gr
@@ -25,11 +26,12 @@ def user_errors(fn):
         except gr.Error:
             raise
         except UserError as exc:
-            raise gr.Error(str(exc)) from exc
+            # The toast renders its message as HTML: a "<mask>" in a message would vanish.
+            raise gr.Error(html.escape(str(exc), quote=False)) from exc
         except Exception as exc:  # noqa: BLE001 - the boundary: nothing raw reaches a user
             if not isinstance(exc, OSError | RecursionError):
                 log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
-            raise gr.Error(plain(exc)) from exc
+            raise gr.Error(html.escape(plain(exc), quote=False)) from exc
 
     return wrapper
 

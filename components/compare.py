@@ -6,17 +6,20 @@ A link `?compare=<run>,<run>&text=...` opens the tab's comparison as it was shar
 
 from __future__ import annotations
 
+import html
 import tempfile
 
 import gradio as gr
 import pandas as pd
 
+from components import corpus_picker
 from components.common import user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
 from engine.compare import side_by_side as cmp
 from engine.compare.downstream import ProbeConfig, downstream_check
 from engine.compare.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, result_rows
 from engine.compare.model_cache import View, human_bytes, shared_cache
+from engine.data import store
 from engine.errors import UserError
 from engine.models import ModelInfo, default_model_ref, tokenization_view
 from engine.numbers import whole
@@ -115,22 +118,29 @@ def run_prompts(models: list[str], prompts: str, ref: str):
     long = cmp.prompt_table(list(models or []), prompts, ref)
     with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="prompt-table-", delete=False) as f:
         long.to_csv(f, index=False)
-    return cmp.wide_prompt_table(long), f.name
+    skipped = "\n".join(f"- ⚠️ {html.escape(line, quote=False)}" for line in long.attrs.get("skipped", []))
+    return cmp.wide_prompt_table(long), f.name, skipped
 
 
 @user_errors
-def run_perplexity(models: list[str], ref: str, max_rows: float):
-    frame = cmp.perplexity_table(list(models or []), ref, max_rows=max_rows)
-    note = (f"Eval set: run {frame.attrs['eval_run']}'s eval_set.npz, first {int(frame['eval_chunks'].iloc[0])} "
-            "chunks. Recorded figures come from each run's summary.json (its own eval set).")
+def run_perplexity(models: list[str], ref: str, max_rows: float, corpus_id: str = ""):
+    """Perplexity of each model on one masked eval set: the picked corpus's test split ("" = the first
+    run's own eval set, as before corpora could be picked)."""
+    frame = cmp.perplexity_table(list(models or []), ref, max_rows=max_rows, corpus_id=corpus_id or None)
+    chunks = int(frame["eval_chunks"].iloc[0])
+    where = (f"the test split of {html.escape(store.get(corpus_id).name)}, masked once (15%, seed 42)"
+             if corpus_id else f"run {frame.attrs['eval_run']}'s eval_set.npz")
+    note = (f"Eval set: {where}, first {chunks} chunks. Recorded figures come from each run's summary.json "
+            "(its own eval set).")
     return frame, perplexity_figure(frame), note
 
 
 @user_errors
-def run_downstream(models: list[str], ref: str, n_reviews: float, n_seeds: float, progress=gr.Progress()):
-    progress(0.1, desc="Encoding reviews with each model")
+def run_downstream(models: list[str], ref: str, n_reviews: float, n_seeds: float, corpus_id: str = "imdb",
+                   progress=gr.Progress()):
+    progress(0.1, desc="Encoding the labelled texts with each model")
     cfg = ProbeConfig(n_reviews=whole(n_reviews, "Number of reviews"),
-                      seeds=tuple(range(whole(n_seeds, "Number of seeds"))))
+                      seeds=tuple(range(whole(n_seeds, "Number of seeds"))), source=corpus_id or "imdb")
     frame = downstream_check(list(models or []), ref, cfg)
     return frame, downstream_figure(frame)
 
@@ -162,7 +172,7 @@ def on_load(ref: str, top_k: float, request: gr.Request):
 # ---------------------------------------------------------------- layout
 
 
-def render(demo: gr.Blocks) -> None:
+def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
     gr.Markdown("Fill-mask with one model, then the base and your finished runs side by side: "
                 "what did domain adaptation change?")
     with gr.Row():
@@ -200,15 +210,19 @@ def render(demo: gr.Blocks) -> None:
     with gr.Accordion("Prompt list: several prompts x each model", open=False):
         prompts = gr.Textbox("\n".join(PRESETS), lines=5, label="Prompts, one per line")
         prompts_btn = gr.Button("Run prompt list")
+        prompts_skipped = gr.Markdown(elem_id="compare-prompts-skipped")
         prompts_df = gr.Dataframe(label="Top-1 (probability) per prompt and model", interactive=False)
         prompts_csv = gr.File(label="CSV download (one row per prompt, mask and model)")
     with gr.Accordion("Perplexity on the same eval set", open=False):
+        ppl_corpus = corpus_picker.render("Eval set: a corpus's test split", elem_id="compare-ppl-corpus",
+                                          value="", extra=[("the first picked run's own eval set", "")])
         max_rows = gr.Slider(16, 2048, value=256, step=16, label="Eval chunks to score")
         ppl_btn = gr.Button("Compute perplexity")
         ppl_note = gr.Markdown()
         ppl_df = gr.Dataframe(label="Perplexity per model", interactive=False)
         ppl_plot = gr.Plot(label="Perplexity")
-    with gr.Accordion("Downstream check: sentiment on frozen features", open=False):
+    with gr.Accordion("Downstream check: a corpus's labels from frozen features", open=False):
+        ds_corpus = corpus_picker.render("Labelled corpus (its label column)", elem_id="compare-ds-corpus")
         with gr.Row():
             n_reviews = gr.Slider(40, 2000, value=400, step=20, label="Labelled IMDb reviews")
             n_seeds = gr.Slider(1, 10, value=3, step=1, label="Seeds (train/test splits)")
@@ -223,9 +237,13 @@ def render(demo: gr.Blocks) -> None:
     cmp_outputs = [cmp_notice, cmp_html, moves_df, memory_df, link_box]
     cmp_btn.click(run_compare, [models, text, top_k, model_ref], cmp_outputs, api_name="compare")
     refresh_btn.click(refresh_choices, models, models, api_visibility="private")
-    prompts_btn.click(run_prompts, [models, prompts, model_ref], [prompts_df, prompts_csv], api_name="compare_prompts")
-    ppl_btn.click(run_perplexity, [models, model_ref, max_rows], [ppl_df, ppl_plot, ppl_note],
+    prompts_btn.click(run_prompts, [models, prompts, model_ref], [prompts_df, prompts_csv, prompts_skipped],
+                      api_name="compare_prompts")
+    ppl_btn.click(run_perplexity, [models, model_ref, max_rows, ppl_corpus], [ppl_df, ppl_plot, ppl_note],
                   api_name="compare_perplexity")
-    ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds], [ds_df, ds_plot], api_name="downstream_check")
+    ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds, ds_corpus], [ds_df, ds_plot],
+                 api_name="downstream_check")
+    if tab is not None:  # runs finished since the page loaded appear without pressing Refresh
+        tab.select(refresh_choices, models, models, api_visibility="private")
     demo.load(panel_on_load, [model_ref, text], [info_md, info_df, tokens_df], api_visibility="private")
     demo.load(on_load, [model_ref, top_k], [models, text, *cmp_outputs], api_visibility="private")

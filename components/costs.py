@@ -51,7 +51,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from components import cost_fits
+from components import corpus_picker, cost_fits
 from components.common import user_errors
 from components.cost_plots import memory_bars
 from components.forms import Form
@@ -390,9 +390,7 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
                                                                    elem_id="costs-tokens")
                 form["epochs"] = gr.Number(3, label="Epochs")
             with gr.Row():
-                corpus_source = gr.Dropdown([("IMDb (bundled)", "imdb"), ("Rotten Tomatoes (bundled)",
-                                                                           "rotten_tomatoes")],
-                                            value="imdb", label="Count a bundled corpus")
+                corpus_source = corpus_picker.render("Count the tokens of a corpus", elem_id="costs-corpus")
                 count_btn = gr.Button("Count its tokens")
             from_dataset = gr.Button("Use the corpus analysed in the Dataset tab", size="sm",
                                      visible=dataset_stats is not None, elem_id="costs-from-dataset")
@@ -407,8 +405,10 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     view = Form(EstimateView)
     view["summary"] = gr.Markdown(elem_id="costs-summary")
     view["plot"] = gr.Plot(label="Peak memory by part")
+    # wrap + fixed shares: on a phone the two value columns stay on screen next to their row labels
     view["table"] = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False,
-                                 elem_id="costs-table", max_height=1200)
+                                 elem_id="costs-table", max_height=1200, wrap=True,
+                                 column_widths=["46%", "27%", "27%"])
     view["formula"] = gr.Markdown(elem_id="costs-formula")
     view["calibration"] = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):

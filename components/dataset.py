@@ -6,15 +6,18 @@ maximum, a chunking preview and the words the tokenizer cuts into pieces. The en
 the tokenization; this module builds widgets from its plain results.
 
 Public API (gradio_client), `/dataset_stats`:
-    client.predict(source, hub_id, upload, text_column, model, chunk_size, max_docs,
+    client.predict(source, hub_id, upload, text_column, model, chunk_size, max_docs, corpus_id, label_column,
                    api_name="/dataset_stats")
-  Inputs: source "imdb" | "rotten_tomatoes" (bundled) | "hub" (online, or offline when cached) | "upload";
+  Inputs: source "imdb" | "rotten_tomatoes" (bundled) | "stored" (then corpus_id, from `/list_corpora`) |
+    "hub" (online, or offline when cached) | "upload" (kept as a stored corpus: label_column names its
+    labels, "" = none);
     hub_id (e.g. "stanfordnlp/imdb", used when source is "hub"); upload (a file through
     gradio_client.handle_file(path): CSV, TSV, JSON, JSONL, Parquet or TXT, used when
     source is "upload", else None); text_column ("" = "text", or for an upload the
     column with the longest texts); model ("bundled", a local folder or a Hub id; "" =
     the default); chunk_size (8 .. the model's maximum); max_docs (0 = every document).
-  Output (JSON): {"corpus", "model": {"ref", "max_length"}, "split_sizes": {split: n},
+  Output (JSON): {"corpus" (its name), "corpus_id" (the stored corpus's id),
+    "model": {"ref", "max_length"}, "split_sizes": {split: n},
     "label_counts": {split: {label: n}} or null, "labels_ok": true | false | null,
     "sanity": str, "token_lengths": {split: {"documents", "mean", "median", "p95",
     "longest", "max_length", "over_max", "share_over_max"}}, "chunk_size",
@@ -25,7 +28,9 @@ Public API (gradio_client), `/dataset_stats`:
 
 from __future__ import annotations
 
+import functools
 import html
+import os
 import random
 from dataclasses import asdict
 
@@ -33,9 +38,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from components import corpus_picker
 from components.common import cached_line, user_errors
 from components.plots import token_length_histogram
 from engine.data import stats as corpus_stats
+from engine.data import store
 from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, load_corpus, tokenize_corpus
 from engine.data.split_words import split_words
 from engine.data.uploads import SUPPORTED, describe_upload
@@ -45,6 +52,7 @@ from engine.numbers import check_chunk_size, optional_whole
 from engine.offline import is_offline
 
 SOURCES = [(label, key) for key, label in BUNDLED_SOURCES.items()] + [
+    ("A stored corpus (analysed before)", "stored"),
     ("Hub dataset", "hub"),
     ("Upload a file", "upload"),
 ]
@@ -60,8 +68,12 @@ CSS = """
 # ---------------------------------------------------------------- inputs to engine values
 
 
-def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs) -> CorpusConfig:
-    """The CorpusConfig the widgets describe, or a UserError saying which widget to fix."""
+def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs, corpus_id: str = "",
+                  label_column: str = "label") -> CorpusConfig:
+    """The CorpusConfig the widgets describe, or a UserError saying which widget to fix.
+
+    An upload is kept as a stored corpus first (by content, so once), and read from the store
+    from then on: the same path the Train tab and the worker take."""
     docs = optional_whole(max_docs, "Documents to use")
     if docs < 0:
         raise UserError(f"Documents to use must be 0 (all) or more, got {docs}.")
@@ -74,8 +86,28 @@ def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs) 
         path = upload if isinstance(upload, str) else getattr(upload, "path", None) or (upload or {}).get("path")
         if not path:
             raise UserError("Upload a file first (CSV, TSV, JSON, JSONL, Parquet or TXT).")
-        return CorpusConfig(source="upload", upload_path=path, text_column=column, max_docs=docs)
-    raise UserError(f"Unknown source {source!r}: use imdb, rotten_tomatoes, hub or upload.")
+        stored = stored_upload(path, column, (label_column or "").strip())
+        return CorpusConfig(source="stored", corpus_id=stored.corpus_id, max_docs=docs)
+    if source == "stored":
+        cid = store.get(corpus_id).corpus_id  # UserError for an unknown id or one that is not an id
+        if cid in BUNDLED_SOURCES:
+            return CorpusConfig(source=cid, max_docs=docs)
+        return CorpusConfig(source="stored", corpus_id=cid, max_docs=docs)
+    raise UserError(f"Unknown source {source!r}: use imdb, rotten_tomatoes, stored, hub or upload.")
+
+
+def stored_upload(path: str, column: str, label_column: str) -> store.StoredCorpus:
+    """The stored corpus of an uploaded file (each event of the tab asks; the file is parsed once)."""
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        raise UserError("The uploaded file is gone from the server: upload it again.") from None
+    return _stored_upload(path, stamp, column, label_column)
+
+
+@functools.lru_cache(maxsize=16)
+def _stored_upload(path: str, _stamp: int, column: str, label_column: str) -> store.StoredCorpus:
+    return store.store_upload(path, column, label_column)
 
 
 def model_ref(model: str) -> str:
@@ -85,6 +117,8 @@ def model_ref(model: str) -> str:
 def _corpus_name(cfg: CorpusConfig) -> str:
     if cfg.source in BUNDLED_SOURCES:
         return BUNDLED_SOURCES[cfg.source]
+    if cfg.source == "stored":
+        return store.get(cfg.corpus_id).name
     if cfg.source == "hub":
         return f"{cfg.hub_id} (Hub)"
     return f"{cfg.upload_path.rsplit('/', 1)[-1]} (upload, column {cfg.text_column or 'default'})"
@@ -94,21 +128,31 @@ def _corpus_name(cfg: CorpusConfig) -> str:
 
 
 @user_errors
-def dataset_stats(source, hub_id, upload, text_column, model, chunk_size, max_docs, progress=gr.Progress()) -> dict:
+def dataset_stats(source, hub_id, upload, text_column, model, chunk_size, max_docs, corpus_id="",
+                  label_column="label", progress=gr.Progress()) -> dict:
     """The JSON summary behind `/dataset_stats` (see the module docstring)."""
-    cfg = corpus_config(source, hub_id, upload, text_column, max_docs)
+    cfg = corpus_config(source, hub_id, upload, text_column, max_docs, corpus_id, label_column)
     ref = model_ref(model)
     progress(0.0, desc="Loading the tokenizer and the corpus")
     tokenizer, max_length = cached_tokenizer(ref), max_length_of(ref)
     stats = corpus_stats.dataset_stats(cfg, tokenizer, max_length, chunk_size, progress)
-    return {"corpus": _corpus_name(cfg), "model": {"ref": ref, "max_length": max_length}, **stats}
+    if cfg.source == "hub":  # analysed once: kept, so every tab (and the worker) can use it by id
+        cfg = CorpusConfig(source="stored", corpus_id=store_hub(cfg).corpus_id, max_docs=cfg.max_docs)
+    return {"corpus": _corpus_name(cfg), "corpus_id": cfg.corpus_id or cfg.source,
+            "model": {"ref": ref, "max_length": max_length}, **stats}
+
+
+def store_hub(cfg: CorpusConfig) -> store.StoredCorpus:
+    from engine.data.corpus import _load_hub
+
+    return store.store_hub(_load_hub(cfg), cfg.hub_id, cfg.hub_config, cfg.text_column, cfg.label_column)
 
 
 @user_errors
-def dataset_view(source, hub_id, upload, text_column, model, chunk_size, max_docs, n_samples, seed,
-                 progress=gr.Progress()):
+def dataset_view(source, hub_id, upload, text_column, corpus_id, label_column, model, chunk_size, max_docs,
+                 n_samples, seed, progress=gr.Progress()):
     """Every widget of the tab; runs after dataset_stats, so the tokenization is cached."""
-    cfg = corpus_config(source, hub_id, upload, text_column, max_docs)
+    cfg = corpus_config(source, hub_id, upload, text_column, max_docs, corpus_id, label_column)
     ref = model_ref(model)
     tokenizer, max_length = cached_tokenizer(ref), max_length_of(ref)
     corpus = load_corpus(cfg)
@@ -136,37 +180,88 @@ def dataset_view(source, hub_id, upload, text_column, model, chunk_size, max_doc
 
 
 @user_errors
-def samples_only(source, hub_id, upload, text_column, max_docs, n_samples, seed) -> str:
-    corpus = load_corpus(corpus_config(source, hub_id, upload, text_column, max_docs))
+def samples_only(source, hub_id, upload, text_column, corpus_id, label_column, max_docs, n_samples, seed) -> str:
+    corpus = load_corpus(corpus_config(source, hub_id, upload, text_column, max_docs, corpus_id, label_column))
     return samples_html(corpus_stats.random_samples(corpus, n_samples, seed))
 
 
 @user_errors
-def chunks_only(source, hub_id, upload, text_column, model, chunk_size, max_docs, progress=gr.Progress()):
-    cfg = corpus_config(source, hub_id, upload, text_column, max_docs)
+def chunks_only(source, hub_id, upload, text_column, corpus_id, label_column, model, chunk_size, max_docs,
+                progress=gr.Progress()):
+    cfg = corpus_config(source, hub_id, upload, text_column, max_docs, corpus_id, label_column)
     ref = model_ref(model)
     tokenizer = cached_tokenizer(ref)
     return chunk_view(tokenize_corpus(cfg, tokenizer, progress), chunk_size, max_length_of(ref), tokenizer)
 
 
 def on_upload(upload):
-    """Fill the text-column picker from the file; report a bad file here rather than later."""
+    """Fill the column pickers from the file; report a bad file here rather than later."""
     path = upload if isinstance(upload, str) else None
     if not path:
-        return gr.update(choices=["text"], value="text"), ""
+        return gr.update(choices=["text"], value="text"), gr.update(choices=["", "label"], value="label"), ""
     try:
         info = describe_upload(path)
     except UserError as exc:
-        return gr.update(choices=[], value=None), f"⚠️ {exc}"
-    notes = "".join(f"\n- ⚠️ {n}" for n in info.notices)
-    summary = (f"**{html.escape(info.name)}**: {info.kind}, {info.rows:,} rows. Text column picked: "
-               f"`{info.default}` ({'named text' if info.default == 'text' else 'the longest texts'}).")
-    return gr.update(choices=info.columns, value=info.default), summary + notes
+        return gr.update(choices=[], value=None), gr.update(choices=[""], value=""), f"⚠️ {html.escape(str(exc))}"
+    labels = ["", "label"] + [c for c in info.columns if c != "label"]
+    return (gr.update(choices=info.columns, value=info.default), gr.update(choices=labels, value="label"),
+            upload_summary(path, info.default))
+
+
+def upload_summary(upload, column) -> str:
+    """The file's summary and the text column in use now (rewritten when the user picks another)."""
+    path = upload if isinstance(upload, str) else None
+    if not path:
+        return ""
+    try:
+        info = describe_upload(path)
+    except UserError as exc:
+        return f"⚠️ {html.escape(str(exc))}"
+    column = (column or "").strip() or info.default
+    why = ("named text" if column == "text" else "the longest texts") if column == info.default else "your pick"
+    notes = "".join(f"\n- ⚠️ {html.escape(n)}" for n in info.notices)
+    return (f"**{html.escape(info.name)}**: {info.kind}, {info.rows:,} rows. Text column: "
+            f"`{html.escape(column)}` ({why}).{notes}")
 
 
 def on_source(source):
-    hub, upload = source == "hub", source == "upload"
-    return gr.update(visible=hub), gr.update(visible=upload), gr.update(visible=hub or upload)
+    hub, upload, stored = source == "hub", source == "upload", source == "stored"
+    return (gr.update(visible=hub), gr.update(visible=upload), gr.update(visible=hub or upload),
+            gr.update(visible=stored), gr.update(visible=upload))
+
+
+def stored_markdown(stats: dict | None) -> str:
+    """Which stored corpus the analysis is about: its id (for the API and the CLI) and its name."""
+    cid = (stats or {}).get("corpus_id")
+    if not cid:
+        return ""
+    meta = store.get(cid)
+    where = "bundled with the app" if meta.origin == "bundled" else "stored on this server"
+    labels = f", label column `{html.escape(meta.label_column)}`" if meta.label_column else ", no labels"
+    return (f"**Corpus** {html.escape(meta.name)} ({where}): id `{meta.corpus_id}`, {meta.rows:,} rows, "
+            f"text column `{html.escape(meta.text_column)}`{labels}. Pick it in every tab's corpus list, or "
+            f"`python -m engine train --corpus-id {meta.corpus_id}`.")
+
+
+def on_stored(stats: dict | None):
+    """After an analysis: the stored corpus's line, and its name in the rename box (bundled ones keep theirs)."""
+    cid = (stats or {}).get("corpus_id")
+    if not cid:
+        return "", gr.update(value="", interactive=False), ""
+    meta = store.get(cid)
+    return (stored_markdown(stats), gr.update(value=meta.name, interactive=meta.origin != "bundled"),
+            meta.corpus_id)
+
+
+@user_errors
+def on_rename(corpus_id: str, name: str):
+    if not corpus_id:
+        raise UserError("Analyse a corpus first: the name belongs to the stored corpus.")
+    if not (name or "").strip():
+        raise UserError("A corpus name cannot be empty.")
+    meta = store.rename(corpus_id, name)
+    gr.Info(f"Renamed to {meta.name}.")
+    return meta.name, stored_markdown({"corpus_id": meta.corpus_id})
 
 
 # ---------------------------------------------------------------- views
@@ -229,9 +324,13 @@ def render() -> gr.JSON:
                                 info=cached_line("dataset"))
             upload = gr.File(label="Your corpus: " + ", ".join(sorted(SUPPORTED)), file_types=sorted(SUPPORTED),
                              type="filepath", visible=False, elem_id="ds-upload")
+            stored_pick = corpus_picker.render("Stored corpus", elem_id="ds-stored", visible=False)
             text_column = gr.Dropdown(["text"], value="text", allow_custom_value=True, visible=False,
                                       label="Text column")
+            label_column = gr.Dropdown(["", "label"], value="label", allow_custom_value=True, visible=False,
+                                       label="Label column (empty: none)", elem_id="ds-label-column")
             upload_note = gr.Markdown(elem_id="ds-upload-note")
+            gr.Markdown(corpus_picker.limits_text(), elem_id="ds-limits")
         with gr.Column():
             online = default_model_ref() == ONLINE_DEFAULT  # online, or offline with it cached
             choices = list(dict.fromkeys([default_model_ref(), BUNDLED] + ([ONLINE_DEFAULT] if online else [])))
@@ -247,6 +346,12 @@ def render() -> gr.JSON:
             max_docs = gr.Number(0, precision=0, label="Documents to use (0 = all)", minimum=0)
             analyse = gr.Button("Analyse corpus", variant="primary", elem_id="ds-analyse")
 
+    stored_md = gr.Markdown(elem_id="ds-stored-info")
+    with gr.Row():
+        stored_id = gr.Textbox(visible=False)
+        stored_name = gr.Textbox(label="Corpus name (shown in every tab's corpus list)", interactive=False,
+                                 max_length=store.NAME_MAX, elem_id="ds-corpus-name", scale=4)
+        rename_btn = gr.Button("Rename", elem_id="ds-rename", scale=1)
     sanity = gr.Markdown(elem_id="ds-sanity")
     with gr.Row():
         sizes = gr.Dataframe(label="Split sizes (documents)", interactive=False)
@@ -267,18 +372,29 @@ def render() -> gr.JSON:
     with gr.Accordion("Summary as JSON (what /dataset_stats returns)", open=False):
         stats_json = gr.JSON(label="dataset_stats")
 
-    corpus_inputs = [source, hub_id, upload, text_column]
+    corpus_inputs = [source, hub_id, upload, text_column, stored_pick, label_column]
     view_outputs = [sizes, labels, sanity, samples, histogram, lengths, chunk_md, chunk_html, pieces, frequent,
                     words_md]
-    source.change(on_source, source, [hub_id, upload, text_column], api_visibility="private")
-    upload.change(on_upload, upload, [text_column, upload_note], api_visibility="private")
+    stats_args = [source, hub_id, upload, text_column, model, chunk_size, max_docs, stored_pick, label_column]
+
+    def clear():
+        """Another corpus is picked: the previous corpus's results must not stay on screen as if they were its."""
+        return [None] * len(view_outputs) + [None, "", gr.update(value="", interactive=False), ""]
+
+    cleared = [*view_outputs, stats_json, stored_md, stored_name, stored_id]
+    source.change(on_source, source, [hub_id, upload, text_column, stored_pick, label_column], api_visibility="private")
+    for widget in (source, stored_pick, upload):
+        widget.change(clear, None, cleared, api_visibility="private", queue=False)
+    upload.change(on_upload, upload, [text_column, label_column, upload_note], api_visibility="private")
+    text_column.change(upload_summary, [upload, text_column], upload_note, api_visibility="private")
     analyse.click(
-        dataset_stats, [*corpus_inputs, model, chunk_size, max_docs], stats_json, api_name="dataset_stats",
+        dataset_stats, stats_args, stats_json, api_name="dataset_stats",
         show_progress_on=[sizes, sanity, histogram],
-    ).success(
+    ).success(on_stored, stats_json, [stored_md, stored_name, stored_id], api_visibility="private").success(
         dataset_view, [*corpus_inputs, model, chunk_size, max_docs, n_samples, seed], view_outputs,
         api_visibility="private", show_progress_on=[samples, histogram, pieces],
     )
+    rename_btn.click(on_rename, [stored_id, stored_name], [stored_name, stored_md], api_visibility="private")
     sample_inputs = [*corpus_inputs, max_docs, n_samples, seed]
     reroll.click(lambda: random.randrange(100_000), None, seed, api_visibility="private").then(
         samples_only, sample_inputs, samples, api_visibility="private")

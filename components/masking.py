@@ -14,8 +14,9 @@ import random
 import gradio as gr
 import pandas as pd
 
-from components import objectives
+from components import corpus_picker, objectives
 from components.common import user_errors
+from engine.data import store
 from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, prepare
 from engine.errors import UserError
 from engine.masking import (
@@ -23,7 +24,6 @@ from engine.masking import (
     KIND_NAMES,
     KINDS,
     NOISE_NOTE,
-    WHOLE_WORD_NOTICE,
     MaskingConfig,
     MaskPreview,
     batch_statistics,
@@ -50,18 +50,25 @@ CSS = """
 .mlm-label { font-size:0.75em; color:#111; }
 .mlm-sr { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 """
-CORPUS_CHOICES = [(label, key) for key, label in BUNDLED_SOURCES.items()]
 
 
 # ---------------------------------------------------------------- engine calls
 
 
+def corpus_config(corpus: str) -> CorpusConfig:
+    """A bundled corpus by its name, any other by its stored id (UserError for anything else)."""
+    cid = store.check_id(corpus)
+    return CorpusConfig(source=cid) if cid in BUNDLED_SOURCES else CorpusConfig(source="stored", corpus_id=cid)
+
+
+def _corpus_name(corpus: str) -> str:
+    return store.get(corpus).name
+
+
 def _train_chunks(model: str, corpus: str, chunk_size, progress=None):
-    """The train split's chunks of a bundled corpus (engine.data.corpus caches the tokenization on disk)."""
-    if corpus not in BUNDLED_SOURCES:
-        raise UserError(f"Corpus must be one of {', '.join(BUNDLED_SOURCES)}, got {corpus!r}.")
+    """The train split's chunks of a stored corpus (engine.data.corpus caches the tokenization on disk)."""
     tokenizer = cached_tokenizer(model)
-    prepared = prepare(CorpusConfig(source=corpus), tokenizer, chunk_size, max_length_of(model), progress)
+    prepared = prepare(corpus_config(corpus), tokenizer, chunk_size, max_length_of(model), progress)
     return prepared.chunks["train"], tokenizer
 
 
@@ -70,7 +77,7 @@ def run_preview(source, text, model, corpus, chunk_size, chunk_index, cfg: Maski
     if source == "chunk":
         chunks, tokenizer = _train_chunks(model, corpus, chunk_size, progress)
         result = preview_chunk(chunks, chunk_index, tokenizer, cfg)
-        result.source = f"chunk {int(chunk_index)} of the {BUNDLED_SOURCES[corpus]} train split"
+        result.source = f"chunk {int(chunk_index)} of the {_corpus_name(corpus)} train split"
         return result
     if source != "text":
         raise UserError(f"Source must be 'text' or 'chunk', got {source!r}.")
@@ -156,7 +163,7 @@ def on_batch(model, corpus, chunk_size, strategy, prob, mask, rand, seed, progre
     progress(0.9, desc=f"Masking {min(BATCH_CHUNKS, len(chunks['input_ids'])):,} chunks")
     stats = batch_statistics(chunks, tokenizer, cfg, BATCH_CHUNKS)
     summary = (
-        f"Masked **{stats.chunks:,} chunks** of {BUNDLED_SOURCES[corpus]} ({stats.eligible:,} maskable tokens, "
+        f"Masked **{stats.chunks:,} chunks** of {_corpus_name(corpus)} ({stats.eligible:,} maskable tokens, "
         f"{stats.selected:,} selected) with seed {cfg.seed}.\n\n{NOISE_NOTE}"
     )
     notes = notices_markdown(stats.notices)
@@ -177,8 +184,23 @@ def split_status(strategy, mask, rand) -> tuple[float, str]:
         cfg = MaskingConfig.from_inputs(strategy, 0.15, mask, rand, 0)
     except UserError as exc:
         return 0.0, f"⚠️ **Invalid split:** {exc}"
-    message = f"⚠️ {WHOLE_WORD_NOTICE}" if cfg.whole_word_mask else ""
+    message = f"ℹ️ {WHOLE_WORD_UI}" if cfg.whole_word_mask else ""
     return round(cfg.keep_prob, 4), message
+
+
+# transformers 5.23's DataCollatorForLanguageModeling sets mask_replace_prob to 1 and
+# random_replace_prob to 0 when whole_word_mask is on: the sliders show that instead of
+# offering shares the collator would ignore.
+WHOLE_WORD_UI = ("Whole-word masking: every selected word is shown as [MASK] (the collator fixes the [MASK] "
+                 "share at 1), so the random and kept shares are 0 and the sliders are locked.")
+
+
+def strategy_changed(strategy: str):
+    """Sliders that tell the truth: locked at 1/0/0 for whole-word, back to 80/10/10 for token-level."""
+    words = strategy == "whole_word"
+    mask, rand = (1.0, 0.0) if words else (0.8, 0.1)
+    return (gr.Slider(value=mask, interactive=not words), gr.Slider(value=rand, interactive=not words),
+            round(1 - mask - rand, 4), f"ℹ️ {WHOLE_WORD_UI}" if words else "")
 
 
 @user_errors
@@ -195,15 +217,16 @@ def mask_preview(
     chunk_index: int = 0,
     chunk_size: int = 128,
 ) -> dict:
-    """Mask a text (or a chunk of a bundled corpus) exactly as DataCollatorForLanguageModeling does.
+    """Mask a text (or a chunk of a corpus) exactly as DataCollatorForLanguageModeling does.
 
     Inputs: text; strategy "token" or "whole_word"; mlm_probability in (0, 1); mask_replace_prob
     and random_replace_prob in [0, 1] with a sum of at most 1 (the rest is kept unchanged); seed
     (same seed, same masks); model ("" = the default: "bundled" offline); source "text" or
-    "chunk" (then corpus "imdb" or "rotten_tomatoes", chunk_index and chunk_size pick a chunk of
-    the train split). Output: {"tokens": [{"position", "original", "shown", "kind" (unmasked |
-    mask | random | kept), "label" (the token to predict, or null), "special"}], "counts": {kind:
-    n}, "eligible", "selected", "realised_rate", "expected": {"rate", "mask", "random", "kept"},
+    "chunk" (then corpus: "imdb", "rotten_tomatoes" or a stored corpus's id from /list_corpora;
+    chunk_index and chunk_size pick a chunk of its train split).
+    Output: {"tokens": [{"position", "original", "shown", "kind" (unmasked | mask | random |
+    kept), "label" (the token to predict, or null), "special"}], "counts": {kind: n},
+    "eligible", "selected", "realised_rate", "expected": {"rate", "mask", "random", "kept"},
     "config", "source", "notices": [str]}. Bad input returns an error with a message.
     """
     cfg = MaskingConfig.from_inputs(strategy, mlm_probability, mask_replace_prob, random_replace_prob, seed)
@@ -223,11 +246,11 @@ def render() -> None:
     )
     with gr.Row():
         with gr.Column(scale=2):
-            source = gr.Radio([("My text", "text"), ("A chunk from the bundled corpus", "chunk")],
+            source = gr.Radio([("My text", "text"), ("A chunk of a corpus", "chunk")],
                               value="text", label="Source")
             text = gr.Textbox(DEFAULT_TEXT, lines=4, label="Text to mask", elem_id="mask-text")
             with gr.Row():
-                corpus = gr.Radio(CORPUS_CHOICES, value="imdb", label="Corpus for chunks and the batch statistic")
+                corpus = corpus_picker.render("Corpus for chunks and the batch statistic", elem_id="mask-corpus")
                 chunk_size = gr.Number(128, precision=0, label="Chunk size (tokens)", minimum=8)
             with gr.Row(visible=False) as chunk_box:
                 chunk_index = gr.Number(0, precision=0, label="Chunk number (train split)", minimum=0)
@@ -262,7 +285,9 @@ def render() -> None:
 
     source.change(lambda s: (gr.update(visible=s == "chunk"), gr.update(visible=s == "text")), source,
                   [chunk_box, text], api_visibility="private")
-    for widget in (strategy, mask, rand):
+    strategy.change(strategy_changed, strategy, [mask, rand, keep, split_msg], api_visibility="private",
+                    concurrency_limit=None)
+    for widget in (mask, rand):
         widget.change(split_status, [strategy, mask, rand], [keep, split_msg],
                       api_visibility="private", concurrency_limit=None)
     mask_inputs = [source, text, model, corpus, chunk_size, chunk_index, strategy, prob, mask, rand, seed]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import time
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -121,7 +120,8 @@ def progress_html(status: dict, now: float | None = None) -> str:
     done = state == "completed"
     fraction = 1.0 if done else (step / total if total else 0.0)
     started, finished = status.get("started_at"), status.get("finished_at")
-    elapsed = ((finished or now) - started) if started else None
+    # elapsed_before: earlier attempts of a resumed run (engine/runs/record.py)
+    elapsed = ((finished or now) - started + float(status.get("elapsed_before") or 0)) if started else None
     parts = [f"step {step:,} / {total:,}" if total else f"step {step:,}", f"{fraction:.0%}",
              f"elapsed {clock(elapsed)}"]
     eta = eta_seconds(status, now)
@@ -136,32 +136,4 @@ def progress_html(status: dict, now: float | None = None) -> str:
         f'<div style="width:{fraction * 100:.1f}%;background:{colour};height:100%;transition:width .4s"></div></div>'
         f'<div style="font-size:0.9em;margin-top:4px"><b>{html.escape(state or "no run")}</b> · '
         f'{html.escape(" · ".join(parts))}</div></div>'
-    )
-
-
-HISTORY_COLUMNS = ["run id", "model", "method", "state", "step", "perplexity before", "perplexity after", "created"]
-
-
-def history_frame(rows: list[dict]) -> pd.DataFrame:
-    """The runs table: newest first, perplexities rounded, folder paths shortened to their name."""
-    def model_name(ref) -> str:
-        ref = str(ref or "?")
-        return Path(ref).name if "/" in ref and Path(ref).is_absolute() else ref
-
-    def fmt(value) -> str:
-        return "" if value is None else f"{value:,.2f}"
-
-    def step(row) -> str:
-        return f"{row.get('step') or 0:,}" + (f" / {row['total_steps']:,}" if row.get("total_steps") else "")
-
-    def state(row) -> str:
-        return row["state"] + (f" (#{row['queue_position']} in queue)" if row.get("queue_position") else "")
-
-    def created(row) -> str:
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"])) if row.get("created_at") else ""
-
-    return pd.DataFrame(
-        [[r["run_id"], model_name(r["model"]), r["method"], state(r), step(r), fmt(r["perplexity_before"]),
-          fmt(r["perplexity_after"]), created(r)] for r in rows],
-        columns=HISTORY_COLUMNS,
     )

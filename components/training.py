@@ -18,18 +18,19 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import training_api
+from components import run_table, training_api
 from components.common import user_errors
 from components.forms import Form
 from components.run_plots import progress_html
 from components.training_form import (
     build_form,
     config_from_values,
+    estimate_markdown,
     method_changed,
     model_changed,
     values_from_config,
 )
-from components.training_view import NO_RUN, RunPanel, attach, blank, empty_view, history, poll
+from components.training_view import NO_RUN, RunPanel, attach, blank, empty_view, history, poll, share_url
 from engine.errors import UserError
 from engine.hardware import detect
 from engine.offline import is_offline
@@ -59,6 +60,27 @@ def _hardware_notice(mode) -> None:
         gr.Markdown(f"**Limits on this hardware:** {mode.limits.describe()}", elem_id="train-limits")
 
 
+def _config_of(state) -> dict:
+    """The attached run's config.json ({} with no run, or when its folder is gone)."""
+    run_id = (state or {}).get("run_id")
+    if not run_id:
+        return {}
+    try:
+        return jobs.registry().folder(run_id).config()
+    except UserError:
+        return {}
+
+
+def page_url(request: gr.Request | None) -> str:
+    """This page's address without its query (what a share link starts with)."""
+    headers = dict(getattr(request, "headers", {}) or {}) if request else {}
+    return str(headers.get("referer", "") or "").split("?", 1)[0]
+
+
+def share_box_value(state: dict, request: gr.Request) -> str:
+    return share_url(state, page_url(request))
+
+
 def render(demo: gr.Blocks) -> None:
     mode = detect()
     secret = browser_secret(jobs.registry().root)  # BrowserState's encryption key: public (/config)
@@ -69,18 +91,26 @@ def render(demo: gr.Blocks) -> None:
     panel["view"] = view = gr.State(empty_view())
     gr.Markdown("Fine-tune the model on the corpus with the masked-LM objective, in a background process. "
                 "Close or reload the tab at any time: the run goes on, and this tab reattaches.")
-    with gr.Row():
-        with gr.Column(scale=2):
+    with gr.Row(elem_id="train-layout"):  # on a phone the run column comes first (CSS in app.py)
+        with gr.Column(scale=2, elem_id="train-form-column"):
             _hardware_notice(mode)
             form = build_form(mode.on_gpu)
+            eta_md = gr.Markdown(elem_id="train-estimate")
             with gr.Row():
                 start_btn = gr.Button("Start", variant="primary", elem_id="train-start",
                                       interactive=mode.training_allowed)
                 panel["cancel"] = cancel_btn = gr.Button("Cancel", variant="stop", interactive=False,
                                                          elem_id="train-cancel")
                 panel["resume"] = resume_btn = gr.Button("Resume", interactive=False, elem_id="train-resume")
-        with gr.Column(scale=3):
+            with gr.Row():
+                rename_btn = gr.Button("Save name and notes", size="sm", elem_id="train-rename")
+                fork_btn = gr.Button("Fork: fill the form with this run's settings", size="sm", elem_id="train-fork")
+                command_btn = gr.Button("Show command", size="sm", elem_id="train-command")
+            command_md = gr.Markdown(elem_id="train-command-text")
+        with gr.Column(scale=3, elem_id="train-run-column"):
             panel["run_md"] = gr.Markdown(NO_RUN, elem_id="train-run-info")
+            share_box = gr.Textbox(label="Share this run (opens it read-only)", buttons=["copy"], interactive=False,
+                                   elem_id="train-share")
             panel["progress"] = gr.HTML(progress_html({}), elem_id="train-progress-box")
             xaxis = gr.Radio([("Step", "step"), ("Epoch", "epoch")], value="step", label="X axis")
             with gr.Row():
@@ -107,8 +137,11 @@ def render(demo: gr.Blocks) -> None:
     with gr.Row():
         gr.Markdown("### Runs on this server")
         refresh_btn = gr.Button("Refresh", size="sm", scale=0)
-    panel["history"] = history_df = gr.Dataframe(label="History (click a row to open that run)", interactive=False,
-                                                 elem_id="train-history")
+    panel["history"] = history_df = gr.Dataframe(label="History (click a row to open that run; click a column "
+                                                       "header to sort)", interactive=False, elem_id="train-history")
+    overlay_pick = gr.Dropdown(run_table.choices(jobs.list_runs()), value=[], multiselect=True,
+                               label="Overlay the curves of several runs", elem_id="train-overlay-pick")
+    overlay_plot = gr.Plot(label="Training loss and eval perplexity of the picked runs", elem_id="train-overlay")
     timer = gr.Timer(0.5)  # a poll that finds nothing new costs two small file reads and sends nothing
 
     outputs = panel.complete().outputs
@@ -166,13 +199,7 @@ def render(demo: gr.Blocks) -> None:
 
     def show_settings(state):
         """Fill the form with the attached run's settings (after a reload, a link or a history click)."""
-        run_id = (state or {}).get("run_id")
-        if not run_id:
-            return gr.skip()
-        try:
-            config = jobs.registry().folder(run_id).config()
-        except UserError:
-            return gr.skip()
+        config = _config_of(state)
         return form.updates(dict(zip(names, values_from_config(names, config)))) if config else gr.skip()
 
     @user_errors
@@ -186,6 +213,38 @@ def render(demo: gr.Blocks) -> None:
         return show_run({**attach(state["run_id"], owner_token), "pinned": state.get("pinned", False)}, x)
 
     @user_errors
+    def rename(owner_token, state, name, notes, x):
+        kept = jobs.rename(state.get("run_id", ""), name, notes, owner=owner_token)
+        gr.Info(f"Saved the name {kept['name']!r}.")
+        return show_run(state, x)
+
+    def fork(state):
+        """The attached run's settings in the form, named as a fork; Start then makes a new run."""
+        config = _config_of(state)
+        if not config:
+            raise gr.Error("Open a run first (start one, or click a row of the history).")
+        values = dict(zip(names, values_from_config(names, config)))
+        values["name"] = f"{config.get('name') or config.get('run_id')} (fork)"[:120]
+        gr.Info("The form holds that run's settings: change what you like and press Start for a new run.")
+        return form.updates(values)
+
+    @user_errors
+    def command(state, *values):
+        """The CLI command and gradio_client call for the attached run, else for what the form says."""
+        config = _config_of(state) or config_from_values(names, list(values)).to_dict()
+        return run_table.commands(config)
+
+    def overlay(run_ids, x):
+        runs = []
+        for run_id in run_ids or []:
+            try:
+                folder = jobs.registry().folder(run_id)
+            except UserError:
+                continue  # removed meanwhile
+            runs.append((folder.config().get("name") or run_id, folder.metrics()[0]))
+        return run_table.overlay(runs, x)
+
+    @user_errors
     def make_zip(state):
         folder = jobs.run_dir(state.get("run_id", ""))
         path, size = export.zip_final(folder, EXPORT_DIR / folder.name)
@@ -197,9 +256,20 @@ def render(demo: gr.Blocks) -> None:
         return f"Pushed to [{url}]({url})."
 
     start_inputs = [owner, xaxis, *form.inputs]
-    (start_btn.click(lambda: gr.Button(interactive=False), None, start_btn, queue=False, **PRIVATE)
-     .then(start, start_inputs, [owner, current, *outputs], **PRIVATE)
-     .then(lambda: gr.Button(interactive=True), None, start_btn, queue=False, **PRIVATE))
+    # No disable/enable pair around Start: a failed start once left the button disabled until a
+    # reload. trigger_mode="once" ignores clicks while one is pending, and jobs.submit refuses a
+    # duplicate within seconds.
+    start_btn.click(start, start_inputs, [owner, current, *outputs], trigger_mode="once", **PRIVATE)
+    gr.on([w.change for w in form.inputs], lambda *v: estimate_markdown(names, list(v), mode.on_gpu), form.inputs,
+          eta_md, concurrency_limit=None, show_progress="hidden", **PRIVATE)
+    demo.load(lambda *v: estimate_markdown(names, list(v), mode.on_gpu), form.inputs, eta_md, **PRIVATE)
+    view.change(share_box_value, view, share_box, queue=False, **PRIVATE)
+    rename_btn.click(rename, [owner, view, form["name"], form["notes"], xaxis], outputs, **PRIVATE)
+    fork_btn.click(fork, view, form.inputs, **PRIVATE)
+    command_btn.click(command, [view, *form.inputs], command_md, **PRIVATE)
+    overlay_pick.change(overlay, [overlay_pick, xaxis], overlay_plot, **PRIVATE)
+    history_df.change(lambda current: gr.Dropdown(choices=run_table.choices(jobs.list_runs()), value=current),
+                      overlay_pick, overlay_pick, queue=False, **PRIVATE)
     cancel_btn.click(cancel, [owner, view, xaxis], outputs, **PRIVATE)
     resume_btn.click(resume, [owner, view, xaxis], outputs, **PRIVATE)
     timer.tick(lambda state, x: show_run(state, x, force=False), [view, xaxis], outputs, concurrency_limit=None,

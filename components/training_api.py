@@ -23,16 +23,27 @@ import json
 import gradio as gr
 
 from components.common import user_errors
+from engine.data import store
 from engine.errors import UserError
 from engine.runs import jobs
 from engine.runs.owners import new_owner_token
-from engine.training.config import TrainConfig
+from engine.training.config import NAME_MAX, TrainConfig
 from engine.validation import json_object
 
 
 def parse_config(config_json: str) -> TrainConfig:
-    """One JSON object of TrainConfig fields, bounded in size and depth, every field checked."""
-    return TrainConfig.from_dict(json_object(config_json, "config_json"))
+    """One JSON object of TrainConfig fields, bounded in size and depth, every field checked.
+    The corpus is read only from the store (by id) or the bundled names: never a path from a request."""
+    raw = json_object(config_json, "config_json")
+    corpus = raw.get("corpus")
+    if isinstance(corpus, dict) and (corpus.get("upload_path") or corpus.get("source") == "upload"):
+        # A path from a request would let a caller read any file on the server.
+        raise UserError("corpus.upload_path is not accepted from the API: upload the file on the Dataset tab "
+                        "(or /dataset_stats with source \"upload\"), then train on the stored corpus with "
+                        "{\"corpus\": {\"source\": \"stored\", \"corpus_id\": \"<id>\"}} (ids: /list_corpora).")
+    if isinstance(corpus, dict) and corpus.get("source") == "stored":
+        store.get(corpus.get("corpus_id", ""))  # a clear message for an id that is unknown or not an id
+    return TrainConfig.from_dict(raw)
 
 
 def _token(value) -> str:
@@ -90,8 +101,63 @@ def resume_run(run_id: str, admin_token: str = "") -> str:
     return jobs.resume(run_id, owner=token, admin_token=token)
 
 
+@user_errors
+def list_corpora() -> list:
+    """Every corpus a run can use: [{"corpus_id", "name", "rows", "text_column", "label_column", "created",
+    "origin"}], bundled first. Train on one with {"corpus": {"source": "stored", "corpus_id": ...}}."""
+    keys = ("corpus_id", "name", "rows", "text_column", "label_column", "created", "origin")
+    return [{k: c.as_dict()[k] for k in keys} for c in store.list_corpora()]
+
+
+@user_errors
+def rename_corpus(corpus_id: str, name: str) -> dict:
+    """Give a stored corpus another display name (at most 120 characters; control characters dropped)."""
+    if not (name or "").strip():
+        raise UserError("A corpus name cannot be empty.")
+    meta = store.rename(corpus_id, name)
+    return {"corpus_id": meta.corpus_id, "name": meta.name}
+
+
+@user_errors
+def list_runs() -> list:
+    """The runs table: [{"run_id", "name", "corpus", "model", "method", "trainable_params", "state", "step",
+    "total_steps", "perplexity_before", "perplexity_after", "duration_s", "estimate_s", "notes", ...}]."""
+    return json.loads(json.dumps(jobs.list_runs(), default=str))
+
+
+@user_errors
+def rename_run(run_id: str, name: str, notes: str = "", owner_token: str = "") -> dict:
+    """Rename a run and set its notes: owner_token is the token its start returned (or the admin token)."""
+    token = _token(owner_token)
+    return jobs.rename(run_id, name, notes, owner=token, admin_token=token)
+
+
+@user_errors
+def fork_run(run_id: str) -> str:
+    """A run's settings as the config_json that /start_training takes (named "<name> (fork)")."""
+    settings = jobs.registry().folder(run_id).settings()
+    settings["name"] = f"{settings.get('name') or run_id} (fork)"[:NAME_MAX]
+    return json.dumps(settings)
+
+
+@user_errors
+def run_estimate(config_json: str) -> dict:
+    """Before Start: {"steps", "tokens", "seconds", "tokens_per_s", "basis", "explanation"} for a config_json."""
+    from engine.hardware import detect
+    from engine.runs.eta import estimate
+
+    cfg = parse_config(config_json)
+    return estimate(cfg, "cuda" if detect().on_gpu else "cpu", jobs.registry().root).as_dict()
+
+
 def register() -> None:
     """Declare the endpoints inside the current gr.Blocks."""
+    gr.api(list_corpora, api_name="list_corpora", concurrency_limit=None)
+    gr.api(rename_corpus, api_name="rename_corpus")
+    gr.api(list_runs, api_name="list_runs", concurrency_limit=None)
+    gr.api(rename_run, api_name="rename_run")
+    gr.api(fork_run, api_name="fork_run", concurrency_limit=None)
+    gr.api(run_estimate, api_name="run_estimate")
     gr.api(start_training, api_name="start_training")
     gr.api(start_training_as, api_name="start_training_as")
     gr.api(run_status, api_name="run_status", concurrency_limit=None)  # a cheap read: never wait in line

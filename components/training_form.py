@@ -7,19 +7,27 @@ widgets are CorpusConfig's fields, mapped by `config_from_values`.
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
+from components import corpus_picker
 from components.forms import Form
-from engine.data.corpus import CorpusConfig
+from engine.data import store
+from engine.data.corpus import CorpusConfig, config_for
 from engine.models import default_model_ref
 from engine.numbers import optional_whole
-from engine.training.config import COMPILE_MODES, PRECISIONS, TrainConfig, default_batch_size, default_lr
+from engine.training.config import (
+    COMPILE_MODES,
+    NAME_MAX,
+    NOTES_MAX,
+    PRECISIONS,
+    TrainConfig,
+    default_batch_size,
+    default_lr,
+)
 
-CORPUS_CHOICES = [
-    ("IMDb reviews (bundled, 25,000)", "imdb"),
-    ("Rotten Tomatoes snippets (bundled, 8,530)", "rotten_tomatoes"),
-    ("A Hugging Face Hub dataset", "hub"),
-]
+HUB = [("A Hugging Face Hub dataset", "hub")]  # the stored corpora come first (components/corpus_picker.py)
 CORPUS_WIDGETS = ("corpus_source", "hub_id", "text_column", "max_docs")
 
 
@@ -36,11 +44,17 @@ def build_form(on_gpu: bool) -> TrainForm:
     d = TrainConfig()
     form = TrainForm()
     w = form  # w["name"] = widget: the form refuses a name TrainConfig does not have
+    with gr.Row():
+        w["name"] = gr.Textbox("", label="Run name (empty: model · method · corpus · time)", max_length=NAME_MAX,
+                               elem_id="train-name", scale=2)
+        w["notes"] = gr.Textbox("", label="Notes (optional)", max_length=NOTES_MAX, lines=1, max_lines=4,
+                                elem_id="train-notes", scale=3)
     w["model"] = gr.Textbox(default_model_ref(), label="Model", elem_id="train-model",
                             info="'bundled' (all-MiniLM-L6-v2, head untrained), a Hub id such as "
                                  "distilbert-base-uncased, or a local folder with a saved model")
     with gr.Row():
-        w["corpus_source"] = gr.Dropdown(CORPUS_CHOICES, value="imdb", label="Corpus")
+        w["corpus_source"] = corpus_picker.render("Corpus (analyse your own on the Dataset tab)",
+                                                  elem_id="train-corpus", extra=HUB)
         w["max_docs"] = gr.Number(0, label="Documents to use (0 = all)", precision=0, minimum=0,
                                   elem_id="train-max-docs")
     with gr.Row(visible=False) as hub_row:
@@ -106,11 +120,12 @@ def config_from_values(names: list[str], values: list) -> TrainConfig:
     raw = dict(zip(names, values))
     corpus = {k: raw.pop(k) for k in CORPUS_WIDGETS}
     source = corpus["corpus_source"]
-    raw["corpus"] = CorpusConfig(
-        source=source, hub_id=(corpus["hub_id"] or "").strip() if source == "hub" else "",
-        text_column=(corpus["text_column"] or "text").strip() if source == "hub" else "text",
-        max_docs=optional_whole(corpus["max_docs"], "Documents to use"),
-    )
+    docs = optional_whole(corpus["max_docs"], "Documents to use")
+    if source == "hub":
+        raw["corpus"] = CorpusConfig(source="hub", hub_id=(corpus["hub_id"] or "").strip(),
+                                     text_column=(corpus["text_column"] or "text").strip(), max_docs=docs)
+    else:  # a stored corpus (the bundled ones keep their own source names)
+        raw["corpus"] = config_for(source, max_docs=docs)
     raw["model"] = (raw.get("model") or "").strip() or "bundled"
     return TrainConfig.from_dict(raw)
 
@@ -141,8 +156,23 @@ def values_from_config(names: list[str], config: dict) -> list:
     show (an upload corpus from the CLI, unknown keys) are left as they are."""
     corpus = config.get("corpus") or {}
     flat = dict(config)
-    if corpus.get("source") in {value for _, value in CORPUS_CHOICES}:
-        flat.update(corpus_source=corpus["source"], hub_id=corpus.get("hub_id", ""),
+    source = corpus.get("corpus_id") if corpus.get("source") == "stored" else corpus.get("source")
+    if source == "hub" or source in store.BUNDLED or (source and corpus.get("source") == "stored"):
+        flat.update(corpus_source=source, hub_id=corpus.get("hub_id", ""),
                     text_column=corpus.get("text_column", "text"), max_docs=corpus.get("max_docs", 0))
     flat["lora_targets"] = ",".join(config.get("lora_targets") or [])
     return [flat[n] if n in flat else gr.skip() for n in names]
+
+
+def estimate_markdown(names: list[str], values: list, on_gpu: bool) -> str:
+    """The time estimate for what the form says now (engine/runs/eta.py), or what to fix first."""
+    from engine.errors import UserError
+    from engine.runs.eta import describe, estimate
+    from engine.runs.jobs import registry
+
+    try:
+        cfg = config_from_values(names, values)
+    except UserError as exc:
+        return f"**Estimate:** fix the form first: {html.escape(str(exc))}"
+    eta = estimate(cfg, "cuda" if on_gpu else "cpu", registry().root)
+    return f"**Estimate before Start** ({eta.basis}): {html.escape(describe(eta))}"

@@ -10,15 +10,17 @@ returns is a RunPanel: the tab's run widgets by name (components/forms.py maps t
 
 from __future__ import annotations
 
+import html
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
-from components.run_plots import figures, history_frame, progress_html
+from components.run_plots import figures, progress_html
+from components.run_table import history_frame
 from engine.errors import UserError
-from engine.run_folder import RESUMABLE_STATES
+from engine.run_folder import RESUMABLE_STATES, duration, is_final
 from engine.runs import jobs
 
 NO_RUN = "No run yet: fill in the form and press **Start**, or pick a run from the history below."
@@ -80,19 +82,43 @@ def new_rows(view: dict) -> tuple[dict, set[str]]:
 
 
 def run_markdown(status: dict, view: dict) -> str:
-    lines = [f"**Run** `{status['run_id']}` · {status.get('method') or '?'} fine-tuning of "
+    config = jobs.registry().folder(status["run_id"]).config()
+    name = html.escape(config.get("name") or status["run_id"])
+    lines = [f"**{name}** · run `{status['run_id']}` · {status.get('method') or '?'} fine-tuning of "
              f"`{status.get('model') or '?'}`",
-             f"**{status.get('state', '?')}**: {status.get('message') or ''}"]
+             f"**{status.get('state', '?')}**: {html.escape(str(status.get('message') or ''))}"]
+    if config.get("notes"):
+        lines.append("Notes: " + html.escape(config["notes"]).replace("\n", "<br>"))
+    lines.append(estimate_line(status))
     if status.get("queue_position"):
         lines.append(f"Waiting in the queue: position **{status['queue_position']}** (runs start first-in first-out).")
     lines += [f"Note: {n}" for n in status.get("notices") or []]
-    link = f"?run={status['run_id']}"
-    share = f"Share: [`{link}`]({link}) opens this run read-only for anyone with the link."
     if not view.get("owner"):
-        share = ("**Read-only**: this browser did not start this run, so it can watch but not cancel or resume it. "
-                 + share)
-    lines.append(share)
-    return "\n\n".join(lines)
+        lines.append("**Read-only**: this browser did not start this run, so it can watch but not cancel or "
+                     "resume it.")
+    return "\n\n".join(line for line in lines if line)
+
+
+def estimate_line(status: dict) -> str:
+    """The estimate made at Start, and once the run is over, what it really took."""
+    est = status.get("estimate") or {}
+    if not est.get("seconds"):
+        return ""
+    text = f"Estimated at Start: {_clock(est['seconds'])} for {est.get('steps') or 0:,} steps ({est.get('basis')})"
+    actual = duration(status)
+    if actual is not None and is_final(status):
+        text += f"; actual: {_clock(actual)} for {status.get('step') or 0:,} steps ({actual / est['seconds']:.2f}x)"
+    return text + "."
+
+
+def _clock(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def share_url(view: dict, page_url: str) -> str:
+    """The full link that opens the attached run read-only (empty with no run)."""
+    run_id = (view or {}).get("run_id")
+    return f"{page_url or ''}?run={run_id}" if run_id else ""
 
 
 def _signature(status: dict) -> tuple:

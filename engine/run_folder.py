@@ -237,6 +237,12 @@ class RunFolder:
     def status(self) -> dict:
         return read_json(self.path / "status.json", {"state": "unknown"})
 
+    def update_config(self, **changes) -> dict:
+        """Merge `changes` into config.json: only a run's name and notes change after it starts."""
+        config = {**self.config(), **changes}
+        write_json_atomic(self.path / "config.json", config)
+        return config
+
     def update_status(self, **changes) -> dict:
         """Merge `changes` into status.json (read, modify, atomic replace)."""
         path = self.path / "status.json"
@@ -330,17 +336,23 @@ class RunFolder:
 
     def history_row(self) -> dict:
         """One line of the runs table: what a user scans to find a run."""
-        config, status = self.config(), self.status()
+        config, status, summary = self.config(), self.status(), self.summary()
         before, after = self.perplexity_before_after()
         return {
             "run_id": self.run_id,
+            "name": config.get("name") or self.run_id,  # runs from before names existed: their id
+            "corpus": corpus_label(config.get("corpus")),
             "model": config.get("model", "?"),
             "method": config.get("method", "?"),
+            "trainable_params": summary.get("trainable_params"),
             "state": status.get("state", "unknown"),
             "step": status.get("step", 0),
             "total_steps": status.get("total_steps"),
             "perplexity_before": before,
             "perplexity_after": after,
+            "duration_s": duration(status),
+            "estimate_s": (status.get("estimate") or {}).get("seconds"),
+            "notes": config.get("notes", ""),
             "created_at": config.get("created_at"),
         }
 
@@ -468,6 +480,21 @@ class RunFolder:
     def export_dir(self) -> Path:
         """Where exports (the zip of final/) go by default."""
         return self.path / "export"
+
+
+def corpus_label(corpus) -> str:
+    """A corpus as the runs table names it (the stored corpus's id; the store has its display name)."""
+    if not isinstance(corpus, dict):
+        return "?"
+    return str(corpus.get("corpus_id") or corpus.get("hub_id") or corpus.get("source") or "?")
+
+
+def duration(status: dict) -> float | None:
+    """Wall-clock seconds of a finished run, every attempt of a resumed one included."""
+    started, finished = status.get("started_at"), status.get("finished_at")
+    if started is None or finished is None:
+        return None
+    return round(finished - started + float(status.get("elapsed_before") or 0.0), 1)
 
 
 def corpus_ids_in_use(root: Path | None = None) -> set[str]:

@@ -105,8 +105,11 @@ def test_masking_journey(page, app_url):
     expect(page.locator("#mask-rate")).to_contain_text("Realised rate")
 
     page.locator("#mask-strategy").get_by_text("Whole-word").click()
-    expect(page.locator("#mask-split-msg")).to_contain_text("Whole-word masking in transformers always shows [MASK]",
-                                                            timeout=15_000)
+    expect(page.locator("#mask-split-msg")).to_contain_text("Whole-word masking: every selected word is shown as "
+                                                            "[MASK]", timeout=15_000)
+    # the sliders say what the collator does: [MASK] share 1, random 0, and locked
+    expect(page.locator("#mask-share-mask input[type=number]")).to_have_value("1")
+    expect(page.locator("#mask-share-random input[type=number]")).to_be_disabled()
     prob = page.locator("#mask-prob input[type=number]")  # more words masked, so whole words show
     prob.fill("0.3")
     prob.press("Enter")

@@ -87,3 +87,17 @@ def test_bad_input_is_one_clear_line(argv, message, capsys, tmp_path, monkeypatc
     assert main(["train", *argv]) == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no run folder for input that never trained
+
+
+def test_corpus_id_flag_trains_on_a_stored_corpus(tmp_path, monkeypatch):
+    from engine.data import store
+    from engine.errors import UserError
+
+    monkeypatch.setenv("MLM_CORPORA_DIR", str(tmp_path / "corpora"))
+    notes = tmp_path / "notes.csv"
+    notes.write_text("note\n" + "\n".join(f"Patient {i} has atrial fibrillation on apixaban." for i in range(30)))
+    meta = store.store_upload(str(notes), "note", "")
+    cfg = build_config(parser().parse_args(["--corpus-id", meta.corpus_id, "--name", "af notes\x07 v1"]))
+    assert (cfg.corpus.source, cfg.corpus.corpus_id, cfg.name) == ("stored", meta.corpus_id, "af notes v1")
+    with pytest.raises(UserError, match="is not a corpus id"):
+        build_config(parser().parse_args(["--corpus-id", "../../etc"]))

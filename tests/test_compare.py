@@ -184,9 +184,13 @@ def test_prompt_table_and_csv(runs, tiny_model_dir, cache, tmp_path):
     assert (tmp_path / "t.csv").read_text().startswith("prompt,mask,model,top1,probability")
 
 
-def test_prompt_without_mask_names_its_line(runs, cache):
-    with pytest.raises(UserError, match="Prompt 2 \\('no mask here'\\): No mask token found"):
-        cmp.prompt_table([cmp.BASE], "a [MASK]\nno mask here", cache=cache)
+def test_prompt_without_mask_is_reported_and_the_rest_runs(runs, cache):
+    long = cmp.prompt_table([cmp.BASE], "a [MASK]\nno mask here\nthe [MASK] end", cache=cache)
+    assert list(long["prompt"]) == ["a [MASK]", "the [MASK] end"]
+    assert len(long.attrs["skipped"]) == 1
+    assert long.attrs["skipped"][0].startswith("Prompt 2 ('no mask here') skipped: No mask token found")
+    with pytest.raises(UserError, match="No prompt in the list can be used. Prompt 1"):
+        cmp.prompt_table([cmp.BASE], "no mask", cache=cache)
     with pytest.raises(UserError, match="prompt list is empty"):
         cmp.prompt_table([cmp.BASE], "\n \n", cache=cache)
 

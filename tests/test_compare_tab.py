@@ -93,8 +93,9 @@ def test_server_keeps_serving_after_errors(client):
 
 
 def test_prompt_list_table_and_csv(client, app_runs, tiny_model_dir):
-    wide, csv_path = client.predict(["base", TRAINED], "this is a great [MASK].\nI [MASK] it.", tiny_model_dir,
-                                    api_name="/compare_prompts")
+    wide, csv_path, skipped = client.predict(["base", TRAINED], "this is a great [MASK].\nI [MASK] it.",
+                                             tiny_model_dir, api_name="/compare_prompts")
+    assert skipped == ""
     rows = _rows(wide)
     assert len(rows) == 2 and any(h.startswith(TRAINED) for h in wide["headers"])
     with open(csv_path) as f:
@@ -102,8 +103,12 @@ def test_prompt_list_table_and_csv(client, app_runs, tiny_model_dir):
     assert lines[0] == "prompt,mask,model,top1,probability" and len(lines) == 1 + 2 * 2
 
 
-def test_prompt_list_bad_line(client):
-    assert "Prompt 2" in _error(client, ["base"], "a [MASK]\nnothing", "bundled", api_name="/compare_prompts")
+def test_prompt_list_bad_line_is_reported_and_the_rest_runs(client):
+    wide, _csv, skipped = client.predict(["base"], "a [MASK]\nnothing <here>", "bundled", api_name="/compare_prompts")
+    assert len(_rows(wide)) == 1
+    assert "Prompt 2 ('nothing &lt;here&gt;') skipped" in skipped  # escaped: shown as text, not as HTML
+    assert "No prompt in the list can be used" in _error(client, ["base"], "nothing", "bundled",
+                                                         api_name="/compare_prompts")
 
 
 def test_perplexity_table(client, app_runs, tiny_model_dir):

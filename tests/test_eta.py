@@ -27,7 +27,20 @@ def test_earlier_runs_with_the_same_settings_are_the_basis(tmp_path):
     e = eta.estimate(cfg, "cpu", tmp_path)
     assert (e.steps, e.tokens, e.basis) == (50, 50 * 16 * 128, "same settings")
     assert e.tokens_per_s == 2000.0  # the median of the two CPU runs
-    assert e.seconds == pytest.approx(50 * 16 * 128 / 2000.0)
+    assert e.overhead_s == eta.DEFAULT_OVERHEAD_S["cpu"]  # these runs recorded no start and finish times
+    assert e.seconds == pytest.approx(50 * 16 * 128 / 2000.0 + e.overhead_s)
+
+
+def test_start_up_time_is_measured_by_earlier_runs(tmp_path):
+    finished(tmp_path, "20260101-000000-00000000000000c1", 1000.0)
+    folder = tmp_path / "20260101-000000-00000000000000c1"
+    (folder / "summary.json").write_text(json.dumps({"tokens_per_s": 1000.0, "device": "cpu", "stopped": False,
+                                                     "train_seconds": 20.0}))
+    (folder / "status.json").write_text(json.dumps({"state": "completed", "started_at": 100.0,
+                                                    "finished_at": 126.5}))
+    e = eta.estimate(TrainConfig(max_steps=10, eval_every=0, test_size=0), "cpu", tmp_path)
+    assert e.overhead_s == pytest.approx(6.5)
+    assert "6.5 s of it start-up" in eta.describe(e)
 
 
 def test_other_settings_on_this_machine_scale_by_flops(tmp_path):

@@ -19,9 +19,10 @@ import signal
 import time
 from pathlib import Path
 
+from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 from engine.run_folder import RunFolder, new_run_id, runs_dir, valid_run_id
-from engine.training.config import RECORD_KEYS, TrainConfig, default_lr
+from engine.training.config import RECORD_KEYS, TrainConfig, default_lr, default_name
 
 LOG_TAIL = 20
 
@@ -53,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a TrainConfig JSON file (flags override its values)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its last checkpoint")
     p.add_argument("--dataset", help="imdb, rotten_tomatoes, a Hub id, or a CSV/JSON/text file")
+    p.add_argument("--corpus-id", help="a stored corpus (its id from the app's corpus list or `prepare`)")
     p.add_argument("--text-column", default=None, help="text column of a Hub dataset or file")
     p.add_argument("--max-docs", type=int, help="use only this many documents of the corpus")
     add_setting_flags(p)
@@ -72,6 +74,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         from engine.cli.prepare import corpus_config
 
         cfg.corpus = corpus_config(args.dataset, args.text_column or "text", cfg.corpus.seed)
+    if args.corpus_id:
+        from engine.data import store
+
+        cfg.corpus = CorpusConfig(source="stored", corpus_id=store.get(args.corpus_id).corpus_id, seed=cfg.corpus.seed)
     if args.max_docs is not None:
         cfg.corpus = dataclasses.replace(cfg.corpus, max_docs=args.max_docs)
     return cfg
@@ -116,6 +122,8 @@ def new_run(cfg: TrainConfig) -> tuple[str, Path]:
     run_id, root = _shared_run_id(), runs_dir()
     if _is_main():
         created = time.time()
+        if not cfg.name:
+            cfg.name = default_name(cfg, created)
         folder = RunFolder.create(root, run_id, cfg.to_dict(), created)
         folder.update_status(state="queued", message="", pid=os.getpid(), created_at=created,
                              step=0, total_steps=None, log_tail=[])

@@ -43,16 +43,18 @@ class ProbeConfig:
 
 def labelled_reviews(cfg: ProbeConfig) -> tuple[list[str], np.ndarray]:
     """A seeded slice of the bundled corpus with its 0/1 labels, HTML line breaks removed."""
-    from engine.data.corpus import CorpusConfig, load_corpus
+    from engine.data import store
+    from engine.data.corpus import config_for, load_corpus
 
-    dd = load_corpus(CorpusConfig(source=cfg.source, max_docs=int(cfg.n_reviews), seed=cfg.data_seed))
+    meta = store.get(cfg.source)  # a bundled corpus or a stored one, by id
+    dd = load_corpus(config_for(meta.corpus_id, max_docs=int(cfg.n_reviews), seed=cfg.data_seed))
     texts, labels = [], []
     for split in ("train", "test"):
         if "label" not in dd[split].column_names:
-            raise UserError(f"The {cfg.source} corpus has no labels: the downstream check needs them.")
+            raise UserError(f"{meta.name} has no label column: the downstream check needs labels.")
         texts += [t.replace("<br />", " ") for t in dd[split]["text"]]
-        labels += list(dd[split]["label"])
-    y = np.asarray(labels, dtype=np.int64)
+        labels += [str(v) for v in dd[split]["label"]]
+    y = np.unique(np.asarray(labels), return_inverse=True)[1].astype(np.int64)  # any label names -> 0..k-1
     if len(np.unique(y)) < 2:
         raise UserError("The slice holds one label only: use more reviews.")
     return texts, y

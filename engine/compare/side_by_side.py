@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -55,9 +56,12 @@ class RunEntry:
 
     @property
     def label(self) -> str:
+        """The run's name (its id when it has none) and what it is; escaped where it is shown as HTML."""
         ppl = self.summary.get("eval_perplexity_after")
         ppl_txt = f", perplexity {ppl:.1f}" if isinstance(ppl, (int, float)) else ""
-        return f"{self.run_id} ({self.method} on {self.config.get('model', '?')}{ppl_txt})"
+        name = self.config.get("name") or self.run_id
+        model = Path(str(self.config.get("model", "?"))).name
+        return f"{name} ({self.method} on {model}{ppl_txt}) · {self.run_id[-6:]}"
 
 
 def _entry(folder: RunFolder) -> RunEntry:
@@ -121,8 +125,16 @@ def model_specs(names: list[str] | None, base_ref: str | None = None) -> list[Sp
             specs.append(base_spec(base_ref))
         else:
             run = comparable_run(name)
-            specs.append(Spec(name, f"{run.run_id} ({run.method})", str(run.final_dir), run))
+            specs.append(Spec(name, column_label(run), str(run.final_dir), run))
     return specs
+
+
+def column_label(run: RunEntry) -> str:
+    """A run's column header and legend entry: its name, with the id's end so equal names stay apart."""
+    name = run.config.get("name")
+    if not name or name == run.run_id:
+        return f"{run.run_id} ({run.method})"
+    return f"{name} ({run.method}, …{run.run_id[-6:]})"
 
 
 def base_spec(base_ref: str | None) -> Spec:
@@ -252,26 +264,32 @@ def biggest_moves(model_probs: torch.Tensor, base_probs: torch.Tensor, tokenizer
 MAX_PROMPTS = 50
 
 
-def parse_prompts(prompts: str | list[str] | None) -> list[str]:
-    """One prompt per line (or a list); blank lines skipped; each must hold a mask."""
+def parse_prompts(prompts: str | list[str] | None) -> tuple[list[str], list[str]]:
+    """One prompt per line (or a list); blank lines skipped. Returns (usable prompts, a message per
+    line that cannot be used): one line without a mask must not cost the rest of the list."""
     lines = prompts.splitlines() if isinstance(prompts, str) else list(prompts or [])
     lines = [line.strip() for line in lines if line and line.strip()]
     if not lines:
         raise UserError("The prompt list is empty: type one prompt with a [MASK] per line.")
     if len(lines) > MAX_PROMPTS:
         raise UserError(f"{len(lines)} prompts; at most {MAX_PROMPTS} at once. Split the list.")
+    good, skipped = [], []
     for i, line in enumerate(lines, 1):
         try:
             normalize(line, "[MASK]")
+            good.append(line)
         except UserError as exc:
-            raise UserError(f"Prompt {i} ({line[:60]!r}): {exc}") from exc
-    return lines
+            skipped.append(f"Prompt {i} ({line[:60]!r}) skipped: {exc}")
+    if not good:
+        raise UserError("No prompt in the list can be used. " + " ".join(skipped))
+    return good, skipped
 
 
 def prompt_table(names: list[str] | None, prompts, base_ref: str | None = None,
                  cache: ModelCache | None = None) -> pd.DataFrame:
-    """Long format: one row per prompt x mask x model with the top-1 token and its probability."""
-    lines = parse_prompts(prompts)
+    """Long format: one row per prompt x mask x model with the top-1 token and its probability.
+    Lines that cannot be used are listed in the frame's attrs["skipped"]."""
+    lines, skipped = parse_prompts(prompts)
     specs = model_specs(names, base_ref)
     cache = cache or shared_cache()
     rows = []
@@ -281,7 +299,9 @@ def prompt_table(names: list[str] | None, prompts, base_ref: str | None = None,
             for m, preds in enumerate(res.masks):
                 rows.append({"prompt": prompt, "mask": m + 1, "model": spec.label,
                              "top1": preds[0].token, "probability": round(preds[0].probability, 4)})
-    return pd.DataFrame(rows, columns=["prompt", "mask", "model", "top1", "probability"])
+    frame = pd.DataFrame(rows, columns=["prompt", "mask", "model", "top1", "probability"])
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
 def wide_prompt_table(long: pd.DataFrame) -> pd.DataFrame:
@@ -308,22 +328,22 @@ def _evaluate(model, arrays: dict, batch_size: int) -> tuple[float, float]:
 
 
 def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_run: str | None = None,
-                     max_rows: int = 256, batch_size: int = 32, cache: ModelCache | None = None) -> pd.DataFrame:
-    """Every chosen model's perplexity on ONE fixed masked eval set: `eval_run`'s, else the first run's."""
-    import numpy as np
+                     max_rows: int = 256, batch_size: int = 32, cache: ModelCache | None = None,
+                     corpus_id: str | None = None) -> pd.DataFrame:
+    """Every chosen model's perplexity on ONE fixed masked eval set: `corpus_id`'s test split masked once
+    (see corpus_eval_set), else `eval_run`'s eval set, else the first run's."""
 
     specs = model_specs(names, base_ref)
-    runs = [s.run for s in specs if s.run is not None]
-    source = comparable_run(eval_run) if eval_run else (runs[0] if runs else None)
-    if source is None:
-        raise UserError("Perplexity needs a run's eval set: pick at least one finished run (or name one).")
-    path = source.folder.eval_set_path
-    if not path.exists():
-        raise UserError(f"Run {source.run_id} has no {path.name} (it was deleted): pick another run.")
     rows = max(1, whole(max_rows, "Rows of the eval set"))
-    with np.load(path) as npz:
-        arrays = {k: npz[k][:rows] for k in ("input_ids", "attention_mask", "labels")}
-    eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
+    if corpus_id:
+        source = None
+        arrays = corpus_eval_set(corpus_id, specs[0].ref, rows)
+        eval_tok = cached_tokenizer(specs[0].ref)  # the first model's tokenizer masked it
+    else:
+        source = _eval_run(specs, eval_run)
+        with np.load(source.folder.eval_set_path) as npz:
+            arrays = {k: npz[k][:rows] for k in ("input_ids", "attention_mask", "labels")}
+        eval_tok = cached_tokenizer(str(source.final_dir))  # the tokenizer that made the eval set
     cache = cache or shared_cache()
     rows = []
     # A model with another vocabulary cannot be scored on these token ids: left blank.
@@ -332,15 +352,42 @@ def perplexity_table(names: list[str] | None, base_ref: str | None = None, eval_
     for spec, score in zip(specs, scores):
         recorded = spec.run.summary if spec.run else {}
         row = {"model": spec.label, "perplexity": None, "loss": None,
-               "recorded_before": (recorded or source.summary).get("eval_perplexity_before"),
+               "recorded_before": (recorded or (source.summary if source else {})).get("eval_perplexity_before"),
                "recorded_after": recorded.get("eval_perplexity_after"), "eval_chunks": len(arrays["labels"])}
         if score is not None:
             loss, ppl = score
             row.update(perplexity=round(ppl, 3), loss=round(loss, 4))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    frame.attrs["eval_run"] = source.run_id
+    frame.attrs["eval_run"] = source.run_id if source else ""
+    frame.attrs["corpus_id"] = corpus_id or ""
     return frame
+
+
+def _eval_run(specs, eval_run: str | None) -> RunEntry:
+    runs = [s.run for s in specs if s.run is not None]
+    source = comparable_run(eval_run) if eval_run else (runs[0] if runs else None)
+    if source is None:
+        raise UserError("Perplexity needs a run's eval set: pick at least one finished run (or name one).")
+    if not source.folder.eval_set_path.exists():
+        raise UserError(f"Run {source.run_id} has no {source.folder.eval_set_path.name} (it was deleted): "
+                        "pick another run.")
+    return source
+
+
+def corpus_eval_set(corpus_id: str, tokenizer_ref: str, rows: int, chunk_size: int = 128) -> dict:
+    """A masked eval set from a corpus's test split, masked once with the training defaults (15%, seed 42),
+    so every model is scored on the same masked positions of the user's own domain."""
+    from engine.data.corpus import config_for, prepare
+    from engine.models import max_length_of
+    from engine.training.config import TrainConfig
+    from engine.training.eval_set import build_eval_set
+
+    tokenizer = cached_tokenizer(tokenizer_ref)
+    size = min(chunk_size, max_length_of(tokenizer_ref))
+    test = prepare(config_for(corpus_id), tokenizer, size, max_length_of(tokenizer_ref)).chunks["test"]
+    columns = {k: np.asarray(v)[:rows] for k, v in test.items()}
+    return build_eval_set(columns, tokenizer, TrainConfig())
 
 
 # ---------------------------------------------------------------- links

@@ -262,17 +262,20 @@ def bundled_corpus_tokens(source: str = "imdb", seq_len: int = 128) -> dict:
 
     Uses the bundled model's tokenizer (the bert-base-uncased WordPiece vocabulary, also
     DistilBERT's); RoBERTa's byte-level BPE gives somewhat fewer tokens for the same text.
+    Any stored corpus works too (`source` is then its id, engine.data.store).
     """
+    from engine.data import store
     from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, prepare
     from engine.models import BUNDLED, cached_tokenizer
 
-    if source not in BUNDLED_SOURCES:
-        raise UserError(f"Unknown bundled corpus {source!r}: use one of {', '.join(BUNDLED_SOURCES)}.")
+    meta = store.get(source)  # UserError for an unknown id (or one that is not an id)
+    cfg = (CorpusConfig(source=meta.corpus_id) if meta.corpus_id in BUNDLED_SOURCES
+           else CorpusConfig(source="stored", corpus_id=meta.corpus_id))
     seq = _whole("Sequence length", seq_len)
-    prepared = prepare(CorpusConfig(source=source), cached_tokenizer(BUNDLED), chunk_size=seq, max_length=512)
+    prepared = prepare(cfg, cached_tokenizer(BUNDLED), chunk_size=seq, max_length=512)
     train = prepared.stats["train"]
     return {
         "source": source, "seq_len": seq, "chunks": train.chunks, "tokens": train.chunks * seq,
-        "note": f"{BUNDLED_SOURCES[source]}, train split: {train.chunks:,} chunks of {seq} tokens. "
+        "note": f"{meta.name}, train split: {train.chunks:,} chunks of {seq} tokens. "
                 f"The course trains on 10,000 of them ({10_000 * seq:,} tokens per epoch).",
     }

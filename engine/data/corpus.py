@@ -53,6 +53,16 @@ class CorpusConfig:
         return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def config_for(corpus_id, **changes) -> CorpusConfig:
+    """The CorpusConfig that reads a listed corpus: a bundled one by its name, another by its stored id."""
+    from engine.data import store
+
+    meta = store.get(corpus_id)  # UserError for an unknown id or one that is not an id
+    if meta.origin == "bundled":
+        return CorpusConfig(source=meta.corpus_id, **changes)
+    return CorpusConfig(source="stored", corpus_id=meta.corpus_id, **changes)
+
+
 def cache_root() -> Path:
     root = Path(os.environ.get("MLM_CACHE_DIR", Path.home() / ".cache" / "mlm-studio"))
     root.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ def store_upload(path: str, text_column: str = "", label_column: str = "label", 
     """Read an uploaded file (engine.data.uploads) and keep it as a stored corpus."""
     from engine.data.uploads import describe_upload, read_upload
 
-    info = describe_upload(path)
+    info = describe_upload(path)  # refuses a file over MLM_MAX_UPLOAD_MB before reading it
     column = (text_column or "").strip() or info.default
     ds = read_upload(path, column, label_column)
     return store_dataset({"train": ds}, digest=file_digest(path), name=name or info.name, text_column=column,

@@ -26,6 +26,9 @@ from engine.run_folder import RunFolder
 CPU_BENCH = {"model": "bundled", "method": "full", "batch_size": 16, "seq_len": 128, "samples_per_s": 15.7,
              "cores": 2}
 EVAL_SHARE = 1 / 3  # a forward pass is about a third of forward + backward
+# Starting a worker, loading the model and the corpus, saving the final model: seconds that do not scale
+# with the steps (a tiny run is mostly this). Measured from earlier runs when there are any.
+DEFAULT_OVERHEAD_S = {"cpu": 10.0, "cuda": 30.0}
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Eta:
     tokens_per_s: float | None
     basis: str  # "same settings" | "this machine, scaled by FLOPs" | "cost model"
     explanation: str
+    overhead_s: float = 0.0  # included in seconds: start-up and saving, measured by earlier runs or a default
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,8 +71,22 @@ def _finished(root: Path | None, device: str) -> list[dict]:
         summary = run.summary()
         if summary.get("device") != device or not summary.get("tokens_per_s") or summary.get("stopped"):
             continue
-        rows.append({"config": run.config(), "tokens_per_s": float(summary["tokens_per_s"])})
+        rows.append({"config": run.config(), "tokens_per_s": float(summary["tokens_per_s"]),
+                     "overhead_s": _overhead(run.status(), summary)})
     return rows
+
+
+def _overhead(status: dict, summary: dict) -> float | None:
+    """Seconds of a finished run outside its training steps (start-up, evaluation, saving)."""
+    started, finished = status.get("started_at"), status.get("finished_at")
+    if started is None or finished is None or status.get("elapsed_before"):
+        return None  # unknown, or a resumed run (several start-ups)
+    return max(0.0, finished - started - float(summary.get("train_seconds") or 0.0))
+
+
+def overhead(device: str, root: Path | None = None) -> float:
+    measured = [r["overhead_s"] for r in _finished(root, device) if r["overhead_s"] is not None]
+    return statistics.median(measured[-5:]) if measured else DEFAULT_OVERHEAD_S.get(device, 30.0)
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -134,7 +152,8 @@ def estimate(cfg, device: str = "cpu", root: Path | None = None, train_chunks: i
         evals = 2 + (steps // raw["eval_every"] if raw.get("eval_every") else 0)
         eval_tokens = evals * int(raw.get("test_size") or 0) * chunk * EVAL_SHARE
         seconds = (tokens + eval_tokens) / tps
-    return Eta(steps, tokens, seconds, tps, basis, why)
+    extra = overhead(device, root) if seconds is not None else 0.0
+    return Eta(steps, tokens, seconds + extra if seconds is not None else None, tps, basis, why, extra)
 
 
 class _Shim:
@@ -155,10 +174,13 @@ def describe(eta: Eta) -> str:
     text = f"{eta.steps:,} optimizer steps, {eta.tokens:,} tokens"
     if eta.seconds is None:
         return text + f"; duration unknown ({eta.explanation})."
-    return text + f"; about {_duration(eta.seconds)} ({eta.explanation})."
+    return text + (f"; about {_duration(eta.seconds)}, {_duration(eta.overhead_s)} of it start-up and saving "
+                   f"({eta.explanation}).")
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

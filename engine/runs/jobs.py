@@ -30,7 +30,9 @@ from engine.run_folder import RESUMABLE_STATES, RunFolder, is_final, new_run_id,
 from engine.runs.owners import is_admin, is_owner, owner_hash, owner_of, write_owner
 from engine.runs.process import DEFAULT_TRAIN_TARGET, DISK_EXIT, WorkerHandle, describe_exit, launch, pid_is_worker
 from engine.runs.queue import RunQueue
-from engine.training.config import TrainConfig
+from engine.runs.record import earlier_attempts
+from engine.training.config import NAME_MAX, NOTES_MAX, TrainConfig, clean_text, default_name
+from engine.validation import check
 
 log = logging.getLogger(__name__)
 DEDUPE_SECONDS = 5.0
@@ -102,6 +104,8 @@ class Jobs:
             if earlier and now - earlier[1] < DEDUPE_SECONDS:
                 raise DuplicateSubmission(earlier[0], now - earlier[1])
             self._check_owner_cap(owner)
+            if not cfg.name:  # named after the dedupe key: a default name carries the time
+                cfg = replace(cfg, name=default_name(cfg, now))
             run_id = self._create(cfg, owner, now, notices)
             self.queue.push(run_id)
             self._recent = {k: v for k, v in self._recent.items() if now - v[1] < DEDUPE_SECONDS}
@@ -123,7 +127,8 @@ class Jobs:
             if owner:
                 write_owner(folder, owner)
             folder.update_status(state="queued", message="Waiting for a free worker slot", created_at=now,
-                                 step=0, total_steps=None, log_tail=[], notices=notices)
+                                 step=0, total_steps=None, log_tail=[], notices=notices,
+                                 estimate=_estimate(cfg, self.root))
         except OSError as exc:
             folder.discard()  # no half-made run folder stays behind
             raise UserError(f"Cannot start a run: {plain(exc)}") from None
@@ -256,11 +261,25 @@ class Jobs:
                      else "from the start (no checkpoint was saved)")
             folder.clear_cancel()
             folder.update_status(state="queued", message=f"Queued to resume {where}", finished_at=None,
-                                 resumed_at=time.time())
+                                 resumed_at=time.time(), elapsed_before=earlier_attempts(folder.status()))
             self.queue.push(folder.run_id, resume=True)
             self._start_waiting()
         waiting = self.queue.position(folder.run_id)
         return f"Run {folder.run_id} resumes {where}" + (f" (position {waiting} in the queue)." if waiting else ".")
+
+    def rename(self, run_id: str, name: str, notes: str, owner: str | None = None,
+               admin_token: str | None = None) -> dict:
+        """Change a run's name and notes (its owner only); returns the cleaned values kept."""
+        folder = self.folder(run_id)
+        self._require_control(folder, owner, admin_token, "rename")
+        # the same bounds as a new run's name and notes (TrainConfig): too long is refused, not cut
+        name = clean_text(check(name, "str", "Name", maximum=NAME_MAX), NAME_MAX, one_line=True)
+        if not name:
+            raise UserError("A run's name cannot be empty: type a few words that tell this run apart.")
+        notes = clean_text(check(notes, "str", "Notes", maximum=NOTES_MAX), NOTES_MAX, one_line=False)
+        with self._lock:
+            folder.update_config(name=name, notes=notes)
+        return {"run_id": folder.run_id, "name": name, "notes": notes}
 
     def _require_control(self, folder: RunFolder, owner: str | None, admin_token: str | None, action: str) -> None:
         if not (is_owner(folder, owner) or is_admin(admin_token)):
@@ -400,6 +419,21 @@ def cancel(run_id: str, owner: str | None = None, admin_token: str | None = None
 
 def resume(run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
     return registry().resume(run_id, owner, admin_token)
+
+
+def rename(run_id: str, name: str, notes: str, owner: str | None = None, admin_token: str | None = None) -> dict:
+    return registry().rename(run_id, name, notes, owner, admin_token)
+
+
+def _estimate(cfg: TrainConfig, root: Path) -> dict | None:
+    """The time estimate shown before Start, kept so that the finished run can show estimate vs actual."""
+    from engine.hardware import detect
+    from engine.runs.eta import estimate
+
+    try:
+        return estimate(cfg, "cuda" if detect(runs_root=root).on_gpu else "cpu", root).as_dict()
+    except (UserError, OSError, ValueError):
+        return None  # an estimate is a courtesy: it never stops a run
 
 
 def list_runs() -> list[dict]:

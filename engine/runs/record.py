@@ -57,6 +57,15 @@ def failure(exc: BaseException) -> dict:
     return {"state": "failed", "message": f"Training failed: {type(exc).__name__}: {exc}"}
 
 
+def earlier_attempts(status: dict) -> float:
+    """Seconds the run already ran in earlier attempts, so a resume's elapsed time goes on, not from zero."""
+    before = float(status.get("elapsed_before") or 0.0)
+    started, finished = status.get("started_at"), status.get("finished_at")
+    if started and finished and finished >= started:
+        before += finished - started
+    return round(before, 3)
+
+
 def run_and_record(
     folder: RunFolder,
     train: Callable[[], dict],
@@ -79,7 +88,7 @@ def run_and_record(
     # A resumed run starts afresh: clear the last attempt's finish time (the progress bar's elapsed).
     if write:
         folder.update_status(state="running", pid=os.getpid(), started_at=time.time(), finished_at=None,
-                             message=starting)
+                             message=starting, elapsed_before=earlier_attempts(folder.status()))
     try:
         result = train() or {}
     except BaseException as exc:

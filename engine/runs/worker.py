@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,6 +122,16 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+LIBRARIES = r"(transformers|torch|peft|accelerate|datasets|huggingface_hub)(\..*)?"
+
+
+def quiet_library_warnings() -> None:
+    """Drop the libraries' deprecation and advice warnings from worker.log: the log is read by people
+    watching a run, and these say nothing about it. Warnings from our own code still show."""
+    for category in (FutureWarning, UserWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.runs.worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -128,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", default="engine.training.loop:train", help="module:function to run")
     args = parser.parse_args(argv)
     ensure_mode()  # before transformers or datasets are imported
+    quiet_library_warnings()
     signal.signal(signal.SIGTERM, _on_sigterm)
     how = "resuming" if args.resume else "starting"
     print(f"worker: run {args.run_dir.name}, pid {os.getpid()}, {how}", flush=True)

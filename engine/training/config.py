@@ -12,6 +12,8 @@ checks them all.
 from __future__ import annotations
 
 import json
+import time
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 
 from engine.data.corpus import CorpusConfig
@@ -23,6 +25,7 @@ METHODS = ("full", "lora")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 COMPILE_MODES = ("off", "on", "cudagraphs")  # engine/training/compiled.py
 RECORD_KEYS = ("run_id", "created_at")  # what jobs writes next to the settings in a run's config.json
+NAME_MAX, NOTES_MAX = 120, 2000
 
 
 def default_lr(method: str) -> float:
@@ -89,6 +92,11 @@ class TrainConfig:
     compile: str = setting("off", "compile the training step: off | on (torch.compile) | cudagraphs (also CUDA "
                                   "graphs; GPU only); pays off on long GPU runs (docs/gpu.md)", choices=COMPILE_MODES)
     seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0, maximum=SEED_MAX)
+    # Not training settings: how people tell runs apart (history, Compare, share pages).
+    name: str = setting("", f"the run's name (at most {NAME_MAX} characters; empty: model, method, corpus "
+                            "and time)", maximum=NAME_MAX, parse=lambda v, label: clean_text(v, NAME_MAX, True))
+    notes: str = setting("", f"free notes about the run (at most {NOTES_MAX} characters)", maximum=NOTES_MAX,
+                         parse=lambda v, label: clean_text(v, NOTES_MAX, False))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +134,31 @@ class TrainConfig:
         return self
 
 
+def clean_text(value, limit: int, one_line: bool) -> str:
+    """A name or notes as kept: control characters dropped (notes keep line breaks and tabs),
+    at most `limit` characters. HTML stays as typed and is escaped wherever it is shown."""
+    keep = "" if one_line else "\n\t"
+    text = "".join(c for c in str(value or "") if c in keep or unicodedata.category(c)[0] != "C")
+    text = " ".join(text.split()) if one_line else text.strip()
+    return text[:limit]
+
+
+def default_name(cfg: TrainConfig, when: float) -> str:
+    """'<model> · <method> · <corpus> · <time>': what a run is called until someone names it."""
+    corpus = cfg.corpus
+    where = corpus.corpus_id or corpus.hub_id or corpus.source
+    if corpus.source == "stored" and corpus.corpus_id:
+        try:
+            from engine.data import store
+
+            where = store.get(corpus.corpus_id).name
+        except UserError:
+            pass
+    model = cfg.model.rstrip("/").rsplit("/", 1)[-1]
+    return clean_text(f"{model} · {cfg.method} · {where} · {time.strftime('%m-%d %H:%M', time.localtime(when))}",
+                      NAME_MAX, one_line=True)
+
+
 def label(f) -> str:
     """How messages name a field: its label, or its name in words ("Batch size")."""
     text = f.metadata.get("label") or f.name.replace("_", " ")
@@ -135,7 +168,7 @@ def label(f) -> str:
 def _checked(f, value, method: str):
     meta = f.metadata
     if meta.get("parse"):  # its own rule, after the type: no bool, no 1e30
-        return meta["parse"](check(value, type_name(f.type), label(f)), label=label(f))
+        return meta["parse"](check(value, type_name(f.type), label(f), maximum=meta.get("maximum")), label=label(f))
     value = check(value, type_name(f.type), label(f), maximum=meta.get("maximum"))
     if meta.get("lora_only") and method != "lora":
         return value
