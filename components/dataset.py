@@ -136,9 +136,10 @@ def dataset_stats(source, hub_id, upload, text_column, model, chunk_size, max_do
     progress(0.0, desc="Loading the tokenizer and the corpus")
     tokenizer, max_length = cached_tokenizer(ref), max_length_of(ref)
     stats = corpus_stats.dataset_stats(cfg, tokenizer, max_length, chunk_size, progress)
+    name = _corpus_name(cfg)
     if cfg.source == "hub":  # analysed once: kept, so every tab (and the worker) can use it by id
         cfg = CorpusConfig(source="stored", corpus_id=store_hub(cfg).corpus_id, max_docs=cfg.max_docs)
-    return {"corpus": _corpus_name(cfg), "corpus_id": cfg.corpus_id or cfg.source,
+    return {"corpus": name, "corpus_id": cfg.corpus_id or cfg.source,
             "model": {"ref": ref, "max_length": max_length}, **stats}
 
 

@@ -122,7 +122,7 @@ def new_run(cfg: TrainConfig) -> tuple[str, Path]:
     run_id, root = _shared_run_id(), runs_dir()
     if _is_main():
         created = time.time()
-        if not cfg.name:
+        if hasattr(cfg, "name") and not cfg.name:  # a ClassifyConfig (python -m engine classify) has no name
             cfg.name = default_name(cfg, created)
         folder = RunFolder.create(root, run_id, cfg.to_dict(), created)
         folder.update_status(state="queued", message="", pid=os.getpid(), created_at=created,

@@ -268,7 +268,15 @@ def bundled_corpus_tokens(source: str = "imdb", seq_len: int = 128) -> dict:
     from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, prepare
     from engine.models import BUNDLED, cached_tokenizer
 
-    meta = store.get(source)  # UserError for an unknown id (or one that is not an id)
+    try:
+        meta = store.get(source)
+    except UserError:
+        try:
+            store.check_id(source)
+        except UserError:  # not even an id's shape: the user meant a bundled corpus by name
+            raise UserError(f"Unknown bundled corpus {quote(source)}: use imdb, rotten_tomatoes or a stored "
+                            "corpus id (`/list_corpora`).") from None
+        raise
     cfg = (CorpusConfig(source=meta.corpus_id) if meta.corpus_id in BUNDLED_SOURCES
            else CorpusConfig(source="stored", corpus_id=meta.corpus_id))
     seq = _whole("Sequence length", seq_len)
