@@ -98,12 +98,10 @@ def run(cfg: ClassifyConfig, run_id: str, run_dir) -> dict:
 
 def main(argv: list[str]) -> int:
     from engine.cli.train import new_run
+    from engine.training.classify.infer import preflight
 
     cfg = build_config(parser().parse_args(argv))
-    if cfg.corpus.source == "stored":
-        from engine.data import store
-
-        store.get(cfg.corpus.corpus_id)  # an unknown id fails here, before a run folder exists
+    preflight(cfg)  # labels, sizes and max length fail here, before a run folder exists
     run_id, run_dir = new_run(cfg)  # config.json (with "kind": "classify") and a queued status.json
     run(cfg, run_id, run_dir)
     return 0
