@@ -1,7 +1,8 @@
 """`python -m engine <command> ...`: the engine from a terminal.
 
 Commands: prepare (tokenize and chunk a corpus), train (one run, same run folder as
-the app), estimate (LoRA-vs-full cost estimate). Each lives next to the code it
+the app), classify (a classifier run, same run folder), estimate (LoRA-vs-full cost
+estimate). Each lives next to the code it
 drives; this file only decides offline mode first and dispatches.
 """
 
@@ -12,6 +13,7 @@ from engine.offline import ensure_mode
 COMMANDS = {
     "prepare": "engine.cli.prepare",
     "train": "engine.cli.train",
+    "classify": "engine.cli.classify",
     "estimate": "engine.cli.estimate",
 }
 

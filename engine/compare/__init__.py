@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-_FACE = {'ModelCache': 'model_cache'}
+_FACE = {'ModelCache': 'model_cache', 'paired_payoff': 'payoff', 'plan_payoff': 'payoff',
+         'payoff_from_runs': 'payoff'}
 __all__ = sorted(_FACE)
 
 

@@ -113,3 +113,25 @@ def downstream_check(names: list[str] | None, base_ref: str | None = None, cfg: 
             "n_test": n_test,
         })
     return pd.DataFrame(rows)
+
+
+def downstream_payoff(adapted_ref: str, base_ref: str | None = None, cfg: ProbeConfig | None = None,
+                      cache=None) -> dict:
+    """The probe for the base and an adapted model on the same reviews and splits, seed by seed,
+    compared with engine.compare.payoff: mean ± std per model, the paired difference with its
+    95% t-interval and a verdict ("+1.9 points (±0.7): adaptation helped")."""
+    from engine.compare.model_cache import shared_cache
+    from engine.compare.payoff import check_seed_count, paired_payoff
+    from engine.compare.side_by_side import Spec, base_spec
+
+    cfg = (cfg or ProbeConfig()).validated()
+    check_seed_count(len(cfg.seeds))
+    if not (adapted_ref or "").strip():
+        raise UserError("Pick the adapted model (a finished run) to compare with the base.")
+    specs = [base_spec(base_ref), Spec(adapted_ref, f"adapted: {adapted_ref}", adapted_ref)]
+    texts, labels = labelled_reviews(cfg)
+    cache = cache or shared_cache()
+    features = cache.run_each(specs, lambda model, tok: mean_pooled(model, tok, texts, cfg.max_length, cfg.batch_size))
+    base, adapted = (dict(zip(cfg.seeds, probe_accuracies(f, labels, cfg.seeds, cfg.test_fraction)))
+                     for f in features)
+    return {"models": [s.label for s in specs], **paired_payoff(base, adapted, ("base", "adapted"), "adaptation")}

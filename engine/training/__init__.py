@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-_FACE = {'TrainConfig': 'config', 'train': 'loop', 'check_runnable': 'preflight'}
+_FACE = {'TrainConfig': 'config', 'train': 'loop', 'check_runnable': 'preflight',
+         'ClassifyConfig': 'classify.config', 'train_classifier': 'classify.loop'}
 __all__ = sorted(_FACE)
 
 
