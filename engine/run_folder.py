@@ -30,6 +30,7 @@ STATES = ("queued", "running", "completed", "failed", "cancelled", "interrupted"
 FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
 RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
 LOG_TAIL_LINES = 20
+EXPERIMENTS = ".experiments"  # payoff experiments (engine.runs.experiments): a hidden name, never a run id
 
 
 def is_final(status: dict) -> bool:
@@ -230,6 +231,11 @@ class RunFolder:
     def config(self) -> dict:
         return read_json(self.path / "config.json")
 
+    def kind(self) -> str:
+        """'mlm' or 'classify': config.json's "kind" (runs written before classifiers have none: mlm)."""
+        kind = self.config().get("kind", "mlm")
+        return kind if isinstance(kind, str) else "mlm"
+
     def settings(self) -> dict:
         """config.json without the fields the run folder adds: a TrainConfig dict."""
         return {k: v for k, v in self.config().items() if k not in self.CONFIG_EXTRAS}
@@ -334,6 +340,7 @@ class RunFolder:
         before, after = self.perplexity_before_after()
         return {
             "run_id": self.run_id,
+            "kind": config.get("kind", "mlm"),
             "model": config.get("model", "?"),
             "method": config.get("method", "?"),
             "state": status.get("state", "unknown"),
@@ -468,6 +475,21 @@ class RunFolder:
     def export_dir(self) -> Path:
         """Where exports (the zip of final/) go by default."""
         return self.path / "export"
+
+
+def experiment_path(root: Path | None, experiment_id: str) -> Path:
+    """Where one payoff experiment's record lives (a JSON file beside the runs, not a run)."""
+    if not valid_run_id(experiment_id):
+        raise UserError(f"{quote(experiment_id)} is not an experiment id.")
+    return (Path(root) if root else runs_dir()) / EXPERIMENTS / f"{experiment_id}.json"
+
+
+def experiment_ids(root: Path | None = None) -> list[str]:
+    """Every stored experiment id, oldest first (ids start with their UTC time, like run ids)."""
+    folder = (Path(root) if root else runs_dir()) / EXPERIMENTS
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if valid_run_id(p.stem) and not p.is_symlink())
 
 
 def corpus_ids_in_use(root: Path | None = None) -> set[str]:

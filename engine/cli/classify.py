@@ -19,6 +19,7 @@ import json
 import time
 
 from engine.data.corpus import CorpusConfig
+from engine.run_folder import RunFolder
 from engine.training.classify.config import FIELD_HELP, ClassifyConfig
 
 TYPES = {"int": int, "float": float, "str": str, "list[str]": str}  # list[str]: comma-separated
@@ -73,7 +74,7 @@ def run(cfg: ClassifyConfig, run_id: str, run_dir) -> dict:
     from engine.cli.train import _Console, _stop_on_ctrl_c
     from engine.training.classify.loop import train_classifier
 
-    console = _Console(run_dir, True)
+    console = _Console(RunFolder(run_dir), True)
     print(f"run {run_id}\nfolder {run_dir}", flush=True)
     console.status(state="running", started_at=time.time(), finished_at=None, message="")
     try:

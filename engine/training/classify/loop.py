@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import masked_last_layer
-from engine import run_folder as run_files
+from engine import mlm_head as masked_last_layer  # main renamed masked_last_layer to mlm_head
+from engine.run_folder import RunFolder
 from engine.training import cpu_allocator, cpu_dropout, lora
 from engine.training.classify import data
 from engine.training.classify.config import ClassifyConfig, check_max_length
@@ -170,7 +170,7 @@ class _Run:
         if not stopped:
             save_final(self.run_dir, self.model, self.tokenizer, cfg, self.labels)
         summary = summary_of(self, step, stopped)
-        run_files.write_json_atomic(self.run_dir / "summary.json", summary)
+        RunFolder(self.run_dir).write_summary(summary)
         last = self.evals[-1]
         ending = "Stopped" if stopped else "Done"
         self.log(f"{ending} at step {step}: accuracy {last['accuracy']:.4f}, F1 {last['f1']:.4f}")
@@ -190,7 +190,7 @@ class _Run:
             "samples_per_s": round(window["n"] / max(window["seconds"], 1e-9), 3),
             "elapsed_s": round(time.perf_counter() - self.start, 3),
         }
-        run_files.append_metric(self.run_dir, row)
+        RunFolder(self.run_dir).append_metric(row)
         self.log(f"step {step}/{self.total} | loss {row['loss']:.4f} | accuracy {row['accuracy']:.3f} | "
                  f"lr {row['lr']:.2e} | {row['samples_per_s']:.1f} samples/s")
         self._progress(step)
@@ -200,7 +200,7 @@ class _Run:
         metrics = classification_metrics(self.test_labels, probs.argmax(-1), self.labels)
         row = {"kind": "eval", "step": step, "epoch": self.epoch(step), **metrics,
                "elapsed_s": round(time.perf_counter() - self.start, 3)}
-        run_files.append_metric(self.run_dir, row)
+        RunFolder(self.run_dir).append_metric(row)
         self.evals.append(row)
         self.log(f"eval at step {step}: accuracy {row['accuracy']:.4f}, precision {row['precision']:.4f}, "
                  f"recall {row['recall']:.4f}, F1 {row['f1']:.4f}")
