@@ -14,7 +14,7 @@ OFFLINE = ensure_mode()  # before anything imports transformers or datasets
 
 import gradio as gr  # noqa: E402
 
-from components import compare, costs, dataset, masking, training  # noqa: E402
+from components import classify, compare, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
 from engine.data.uploads import MAX_UPLOAD_MB, limits_text  # noqa: E402
@@ -36,6 +36,8 @@ def build_app() -> gr.Blocks:
                 masking.render()
             with gr.Tab("Train", id="train"):
                 training.render(demo)
+            with gr.Tab("Classify", id="classify"):
+                classify.render(demo)
             with gr.Tab("Compare", id="compare"):
                 compare.render(demo)
             with gr.Tab("Costs", id="costs"):
