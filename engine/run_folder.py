@@ -329,7 +329,8 @@ class RunFolder:
         summary = self.summary()
         if "eval_perplexity_before" in summary:
             return summary.get("eval_perplexity_before"), summary.get("eval_perplexity_after")
-        evals = [r for r in self.metrics()[0] if r.get("kind") == "eval"]
+        # A classifier run's eval rows carry accuracy, not perplexity: they have none to show.
+        evals = [r for r in self.metrics()[0] if r.get("kind") == "eval" and "eval_perplexity" in r]
         before = next((r["eval_perplexity"] for r in evals if r.get("step") == 0), None)
         after = evals[-1]["eval_perplexity"] if evals and evals[-1].get("step", 0) > 0 else None
         return before, after
@@ -348,6 +349,7 @@ class RunFolder:
             "total_steps": status.get("total_steps"),
             "perplexity_before": before,
             "perplexity_after": after,
+            "accuracy": self.summary().get("accuracy") if config.get("kind") == "classify" else None,
             "created_at": config.get("created_at"),
         }
 
