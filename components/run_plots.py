@@ -139,7 +139,9 @@ def progress_html(status: dict, now: float | None = None) -> str:
     )
 
 
-HISTORY_COLUMNS = ["run id", "model", "method", "state", "step", "perplexity before", "perplexity after", "created"]
+HISTORY_COLUMNS = [
+    "run id", "kind", "model", "method", "state", "step", "perplexity before", "perplexity after", "created",
+]
 
 
 def history_frame(rows: list[dict]) -> pd.DataFrame:
@@ -161,7 +163,7 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"])) if row.get("created_at") else ""
 
     return pd.DataFrame(
-        [[r["run_id"], model_name(r["model"]), r["method"], state(r), step(r), fmt(r["perplexity_before"]),
-          fmt(r["perplexity_after"]), created(r)] for r in rows],
+        [[r["run_id"], r.get("kind", "mlm"), model_name(r["model"]), r["method"], state(r), step(r),
+          fmt(r["perplexity_before"]), fmt(r["perplexity_after"]), created(r)] for r in rows],
         columns=HISTORY_COLUMNS,
     )
