@@ -1,0 +1,56 @@
+"""The Classify tab in a real browser: a tiny MLM run, then a payoff experiment (classifiers from the
+base and from the adapted encoder, 2 seeds) whose verdict appears, then the inference box's labels."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+from browser_helpers import fill, open_tab
+
+from tests.conftest import tiny_settings, wait_until
+
+
+def pick(page, elem_id: str, text: str) -> None:
+    """Choose the dropdown option whose label contains `text` (typing filters the options)."""
+    box = page.locator(f"#{elem_id} input").first
+    box.click()
+    box.fill(text)
+    page.locator("ul[role='listbox'] li").filter(has_text=text).first.click()
+    page.keyboard.press("Escape")
+
+
+def test_payoff_journey_and_inference(page, client, app_url, tiny_model_dir):
+    mlm = client.predict(__import__("json").dumps(tiny_settings(tiny_model_dir)), api_name="/start_training")
+    wait_until(lambda: client.predict(mlm["run_id"], api_name="/run_status")["state"] == "completed", 240, 1.0,
+               "the MLM run completing")
+
+    open_tab(page, app_url, "Classify", "#cls-start")
+    page.locator("#cls-refresh").click()
+    for elem_id, value in {"cls-train-size": 32, "cls-test-size": 16, "cls-max-length": 32, "cls-batch": 8}.items():
+        fill(page, elem_id, value)
+    page.wait_for_timeout(500)
+    pick(page, "cls-payoff-run", mlm["run_id"])
+    fill(page, "cls-payoff-seeds", 2)
+    page.locator("#cls-payoff-start").click()
+    result = page.locator("#cls-payoff-result")
+    result.filter(has_text="4 of 4 runs finished").wait_for(timeout=240_000)
+    text = result.inner_text()
+    assert "adapted vs start (full)" in text and "95% interval" in text
+    assert any(v in text for v in ("adaptation helped", "adaptation hurt", "no difference that these seeds can detect"))
+
+    page.reload()  # the experiment is read back from its record
+    page.get_by_role("tab", name="Classify").click()
+    page.locator("#cls-payoff-result").filter(has_text="4 of 4 runs finished").wait_for(timeout=30_000)
+
+    page.locator("#cls-refresh").click()
+    page.wait_for_timeout(500)
+    pick(page, "cls-infer-models", "seed 1")
+    fill(page, "cls-infer-max-length", 32)
+    page.locator("#cls-infer-preset").click()
+    page.locator("#cls-infer-run").click()
+    table = page.locator("#cls-infer-table")
+    table.filter(has_text="best movie").wait_for(timeout=60_000)
+    assert "positive (" in table.inner_text() or "negative (" in table.inner_text()
+    assert "samples/s" in page.locator("#cls-infer-speed").inner_text()
