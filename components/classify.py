@@ -63,15 +63,38 @@ def config_from(values: dict) -> ClassifyConfig:
     return ClassifyConfig(**values).validated()
 
 
-def build_form() -> Form:
+def check_and_count(cfg: ClassifyConfig) -> str:
+    """The engine's preflight (labels, sizes, max length) and the exact trainable-parameter count,
+    with why it differs from the textbook's 294,912; builds the model once, in this process."""
+    from engine.training import lora
+    from engine.training.classify.infer import preflight
+    from engine.training.classify.model import build_classifier, wrap_lora
+    from engine.training.classify.report import lora_note
+
+    checked = preflight(cfg)
+    model, _, info = build_classifier(cfg.model, checked["labels"], cfg.seed)
+    if cfg.method == "lora":
+        model = wrap_lora(model, cfg, info)
+    trainable, total = lora.count_params(model)
+    note = (lora_note(model, trainable, info, cfg) if cfg.method == "lora"
+            else "Full fine-tuning trains every weight of the encoder and the classifier head.")
+    return (f"**{trainable:,} trainable parameters** of {total:,} ({cfg.method}). {note}\n\n"
+            f"Labels: {', '.join(checked['labels'])}; {checked['n_train']:,} train / {checked['n_test']:,} test "
+            f"examples; learning rate {checked['learning_rate']:g}.")
+
+
+def build_form() -> tuple[Form, gr.Button, gr.Markdown]:
+    """The settings form, and the check-and-count button with its output."""
     form = Form(ClassifyConfig)
     d = ClassifyConfig()
     form["model"] = gr.Dropdown(start_choices(), value="bundled", allow_custom_value=True, elem_id="cls-model",
                                 label="Start model (a finished MLM run, 'bundled', a folder or a Hub id)")
     form["corpus"] = gr.Dropdown(corpus_choices(), value="imdb", elem_id="cls-corpus",
                                  label="Labelled data (a stored corpus with a label column)")
-    form["method"] = gr.Radio(["full", "lora"], value=d.method, label="Method", elem_id="cls-method")
-    gr.Markdown(LORA_NOTE, elem_id="cls-lora-note")
+    with gr.Row():
+        form["method"] = gr.Radio(["full", "lora"], value=d.method, label="Method", elem_id="cls-method")
+        count_btn = gr.Button("Check settings and count trainable parameters", size="sm", elem_id="cls-count")
+    count_md = gr.Markdown(LORA_NOTE, elem_id="cls-count-info")
     with gr.Row():
         form["learning_rate"] = gr.Number(0, label="Learning rate (0 = the method's default)", elem_id="cls-lr")
         gr.Markdown(TEXTBOOK_TABLE, elem_id="cls-lr-table")
@@ -87,7 +110,7 @@ def build_form() -> Form:
         form["test_size"] = gr.Number(d.test_size, precision=0, label="Test examples", elem_id="cls-test-size")
         form["eval_every"] = gr.Number(d.eval_every, precision=0, label="Evaluate every (steps, 0 = at the end)",
                                        elem_id="cls-eval-every")
-    return form
+    return form, count_btn, count_md
 
 
 def empty_view() -> dict:
@@ -139,7 +162,7 @@ def render(demo: gr.Blocks) -> None:
                 "from the start.")
     with gr.Row():
         with gr.Column(scale=2):
-            form = build_form()
+            form, count_btn, count_md = build_form()
             with gr.Row():
                 start_btn = gr.Button("Start classifier", variant="primary", elem_id="cls-start")
                 cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="cls-cancel")
@@ -194,7 +217,12 @@ def render(demo: gr.Blocks) -> None:
         return (gr.Dropdown(choices=start_choices()), gr.Dropdown(choices=corpus_choices()),
                 gr.Dropdown(choices=runs), gr.Dropdown(choices=start_choices()[1:]))
 
+    @user_errors
+    def count(*values):
+        return check_and_count(config_from(dict(zip(form.names, values))))
+
     form_inputs = [form[n] for n in form.names]
+    count_btn.click(count, form_inputs, count_md, **PRIVATE)
     start_btn.click(start, [owner, *form_inputs], [owner, current, *outputs], **PRIVATE)
     cancel_btn.click(cancel, [owner, view], outputs, **PRIVATE)
     resume_btn.click(resume, [owner, view], outputs, **PRIVATE)
