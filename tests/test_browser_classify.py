@@ -54,3 +54,24 @@ def test_payoff_journey_and_inference(page, client, app_url, tiny_model_dir):
     table.filter(has_text="best movie").wait_for(timeout=60_000)
     assert "positive (" in table.inner_text() or "negative (" in table.inner_text()
     assert "samples/s" in page.locator("#cls-infer-speed").inner_text()
+
+
+def test_start_a_classifier_from_the_form_and_watch_it(page, app_url, tiny_model_dir):
+    open_tab(page, app_url, "Classify", "#cls-start")
+    fill(page, "cls-model", tiny_model_dir)  # a custom model reference typed into the picker
+    for elem_id, value in {"cls-train-size": 32, "cls-test-size": 16, "cls-max-length": 32, "cls-batch": 8,
+                           "cls-eval-every": 2}.items():
+        fill(page, elem_id, value)
+    page.locator("#cls-method label").filter(has_text="lora").click()
+    page.wait_for_timeout(500)
+    page.locator("#cls-count").click()
+    # The first model load in the app's process imports torch and transformers: on a busy 2-core machine that is slow.
+    page.locator("#cls-count-info").filter(has_text="trainable parameters").wait_for(timeout=180_000)
+    assert "294,912" in page.locator("#cls-count-info").inner_text()
+
+    page.locator("#cls-start").click()
+    page.locator("#cls-run-info").filter(has_text="completed").wait_for(timeout=180_000)
+    page.locator("#cls-summary").filter(has_text="best (step").wait_for(timeout=10_000)
+    heatmap = page.locator("#cls-confusion-plot .js-plotly-plot .heatmaplayer")
+    heatmap.first.wait_for(timeout=10_000)
+    assert "lora" in page.locator("#cls-run-info").inner_text()
