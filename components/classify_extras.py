@@ -14,6 +14,7 @@ from components.classify_api import MAX_MODELS, classify_with
 from components.common import user_errors
 from components.training import PRIVATE, first_owner_token
 from engine.compare.payoff import MAX_SEEDS, MIN_SEEDS
+from engine.errors import UserError
 from engine.runs import jobs
 from engine.runs.experiments import finished_runs, list_experiments, payoff_report, start_payoff
 from engine.training.classify.infer import MAX_TEXTS, TEXTBOOK_SENTENCES
@@ -90,6 +91,7 @@ def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
     payoff_md = gr.Markdown(elem_id="cls-payoff-result")
     runs_table = gr.Dataframe(interactive=False, elem_id="cls-payoff-runs")
     timer = gr.Timer(2.0)
+    shown = gr.State("")  # the experiment text last sent: an idle poll sends nothing
 
     @user_errors
     def infer(chosen, text, max_length):
@@ -106,14 +108,18 @@ def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
         eid = record["experiment_id"]
         return owner_token, eid, gr.Dropdown(choices=experiment_choices(), value=eid), *show(eid)
 
-    def show(eid):
+    def show(eid, shown=None):
+        """The experiment's text and run table; skipped when a poll finds them as last shown."""
         if not eid:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         try:
             report = payoff_report(eid, jobs.registry().root)
-        except Exception:  # noqa: BLE001 - a removed record: show nothing rather than fail a poll
-            return gr.skip(), gr.skip()
-        return payoff_markdown(report), pd.DataFrame(report["run_states"])
+        except UserError:  # a removed or malformed record: show nothing rather than fail a poll
+            return gr.skip(), gr.skip(), gr.skip()
+        text = payoff_markdown(report)
+        if text == shown and report["done"] == report["total"]:
+            return gr.skip(), gr.skip(), gr.skip()
+        return text, pd.DataFrame(report["run_states"]), text
 
     def restore(eid, chosen):
         if chosen or not eid:
@@ -123,8 +129,9 @@ def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
     preset_btn.click(lambda: "\n".join(TEXTBOOK_SENTENCES), None, texts, **PRIVATE)
     infer_btn.click(infer, [models, texts, infer_len], [infer_table, infer_md], **PRIVATE)
     payoff_btn.click(start, [owner, mlm_run, seeds, both, *[form[n] for n in form.names]],
-                     [owner, experiment_memory, experiment, payoff_md, runs_table], **PRIVATE)
-    experiment.change(show, experiment, [payoff_md, runs_table], **PRIVATE)
-    timer.tick(show, experiment, [payoff_md, runs_table], concurrency_limit=None, show_progress="hidden", **PRIVATE)
+                     [owner, experiment_memory, experiment, payoff_md, runs_table, shown], **PRIVATE)
+    experiment.change(show, experiment, [payoff_md, runs_table, shown], **PRIVATE)
+    timer.tick(show, [experiment, shown], [payoff_md, runs_table, shown], concurrency_limit=None,
+               show_progress="hidden", **PRIVATE)
     experiment_memory.change(restore, [experiment_memory, experiment], experiment, **PRIVATE)
     return {"models": models, "mlm_run": mlm_run}
