@@ -18,6 +18,7 @@ from components.forms import Form
 from components.training import PRIVATE, first_owner_token
 from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig
 from engine.errors import UserError
+from engine.models import LOAD_LOCK
 from engine.run_folder import RESUMABLE_STATES, is_final
 from engine.runs import jobs
 from engine.runs.experiments import finished_runs, resolve_start
@@ -46,7 +47,8 @@ def start_choices() -> list[tuple[str, str]]:
 def corpus_choices() -> list[tuple[str, str]]:
     from engine.data.store import list_corpora
 
-    return [(c.name, c.corpus_id) for c in list_corpora()]
+    # Only corpora stored with a label column can train a classifier (the engine checks the labels themselves).
+    return [(c.name, c.corpus_id) for c in list_corpora() if c.label_column]
 
 
 def corpus_of(corpus_id: str) -> CorpusConfig:
@@ -72,7 +74,8 @@ def check_and_count(cfg: ClassifyConfig) -> str:
     from engine.training.classify.report import lora_note
 
     checked = preflight(cfg)
-    model, _, info = build_classifier(cfg.model, checked["labels"], cfg.seed)
+    with LOAD_LOCK:  # see engine.models.LOAD_LOCK: other tabs load models in other threads
+        model, _, info = build_classifier(cfg.model, checked["labels"], cfg.seed)
     if cfg.method == "lora":
         model = wrap_lora(model, cfg, info)
     trainable, total = lora.count_params(model)

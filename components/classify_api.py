@@ -17,6 +17,7 @@ import gradio as gr
 from components.common import user_errors
 from components.training_api import _token
 from engine.errors import UserError
+from engine.models import LOAD_LOCK
 from engine.runs import jobs
 from engine.runs.experiments import payoff_report, resolve_classifier, resolve_start, start_payoff
 from engine.runs.owners import new_owner_token
@@ -62,7 +63,8 @@ def classify_with(models: list, texts, max_length: int = 128) -> dict:
     root = jobs.registry().root
     out = []
     for model in models:
-        result = classify_texts(resolve_classifier(model, root), texts, max_length)
+        with LOAD_LOCK:  # a classifier's from_pretrained must not overlap another tab's load (engine.models)
+            result = classify_texts(resolve_classifier(model, root), texts, max_length)
         out.append({"model": model, **result})
     return {"texts": texts, "models": out}
 

@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-from browser_helpers import fill, open_tab
+from browser_helpers import RUN_ID, fill, open_tab
 
 from tests.conftest import tiny_settings, wait_until
 
@@ -56,7 +56,7 @@ def test_payoff_journey_and_inference(page, client, app_url, tiny_model_dir):
     assert "samples/s" in page.locator("#cls-infer-speed").inner_text()
 
 
-def test_start_a_classifier_from_the_form_and_watch_it(page, app_url, tiny_model_dir):
+def test_start_a_classifier_from_the_form_and_watch_it(page, browser, app_url, tiny_model_dir):
     open_tab(page, app_url, "Classify", "#cls-start")
     fill(page, "cls-model", tiny_model_dir)  # a custom model reference typed into the picker
     for elem_id, value in {"cls-train-size": 32, "cls-test-size": 16, "cls-max-length": 32, "cls-batch": 8,
@@ -74,4 +74,13 @@ def test_start_a_classifier_from_the_form_and_watch_it(page, app_url, tiny_model
     page.locator("#cls-summary").filter(has_text="best (step").wait_for(timeout=10_000)
     heatmap = page.locator("#cls-confusion-plot .js-plotly-plot .heatmaplayer")
     heatmap.first.wait_for(timeout=10_000)
-    assert "lora" in page.locator("#cls-run-info").inner_text()
+    info = page.locator("#cls-run-info").inner_text()
+    assert "lora" in info
+    run_id = RUN_ID.search(info).group(0)
+
+    shared = browser.new_context().new_page()  # a share link opens the run read-only in another browser
+    shared.goto(f"{app_url}?run={run_id}")
+    shared.get_by_role("tab", name="Classify").click()
+    shared.locator("#cls-run-info").filter(has_text=run_id).wait_for(timeout=30_000)
+    assert "read-only" in shared.locator("#cls-run-info").inner_text()
+    shared.context.close()
