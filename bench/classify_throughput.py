@@ -11,9 +11,10 @@ IMDb), same batch size and max length, fp32 on CPU.
     python bench/classify_throughput.py                 # batch 16, 128 tokens, 20 steps each
     python bench/classify_throughput.py --steps 40 --max-length 256
 
-Order: the textbook first (glibc's default malloc), then ours, then the textbook again with
-our malloc setting (engine/training/cpu_allocator.py is process-wide and cannot be undone),
-the stricter reference. Prints samples/s and the ratios; never asserts.
+Order: the textbook alone first (glibc's default malloc). Then ours and the textbook again,
+now with our malloc setting (engine/training/cpu_allocator.py is process-wide and cannot be
+undone), the stricter reference, one step each in turn, so that a change in the machine's load
+hits both alike (this CPU is shared). Prints samples/s and the ratios; never asserts.
 """
 
 from __future__ import annotations
@@ -43,13 +44,18 @@ def reviews(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
     return [data.clean_text(t) for t in ds["text"]], [int(y) for y in ds["label"]]
 
 
-def timed(steps, warmup: int) -> float:
-    """Seconds for the steps after `warmup` (each item of `steps` runs one optimizer step)."""
-    start = None
-    for i, _ in enumerate(steps):
-        if i == warmup - 1:
-            start = time.perf_counter()
-    return time.perf_counter() - start
+def timed(variants: dict, steps: int, warmup: int) -> dict:
+    """Seconds per variant over `steps` optimizer steps after `warmup`, taking one step of each in turn."""
+    for _ in range(warmup):
+        for run in variants.values():
+            next(run)
+    seconds = dict.fromkeys(variants, 0.0)
+    for _ in range(steps):
+        for name, run in variants.items():
+            began = time.perf_counter()
+            next(run)
+            seconds[name] += time.perf_counter() - began
+    return seconds
 
 
 def textbook(texts, labels, args):
@@ -111,10 +117,12 @@ def main() -> None:
     print(f"{n} bundled IMDb reviews, {torch.get_num_threads()} threads, batch {args.batch_size}, max length "
           f"{args.max_length}: {np.mean(lengths):.0f} tokens per review after truncation on average", flush=True)
     samples = args.steps * args.batch_size
-    rates = {}
-    for name, build in (("textbook", textbook), ("ours", ours), ("textbook + our malloc", textbook)):
-        rates[name] = samples / timed(build(texts, labels, args), args.warmup)
-        print(f"{name:>22}: {rates[name]:7.2f} samples/s", flush=True)
+    seconds = timed({"textbook": textbook(texts, labels, args)}, args.steps, args.warmup)
+    mine = ours(texts, labels, args)  # installs our malloc setting: the textbook below gets it too
+    seconds |= timed({"ours": mine, "textbook + our malloc": textbook(texts, labels, args)}, args.steps, args.warmup)
+    rates = {name: samples / s for name, s in seconds.items()}
+    for name, rate in rates.items():
+        print(f"{name:>22}: {rate:7.2f} samples/s", flush=True)
     print(f"ratio ours / textbook: {rates['ours'] / rates['textbook']:.2f}x; "
           f"ours / (textbook + our malloc): {rates['ours'] / rates['textbook + our malloc']:.2f}x")
 

@@ -46,7 +46,7 @@ def test_cli_writes_a_classifier_run_folder(tiny_model_dir, tmp_path):
     assert config["kind"] == "classify" and config["run_id"] == run_dir.name and config["train_size"] == 32
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "completed" and status["step"] == status["total_steps"] == 4
-    assert status["message"].startswith("accuracy ")
+    assert status["message"].startswith("Completed 4 steps")
     kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert kinds == ["train"] * 4 + ["eval"]
     assert (run_dir / "final" / "classifier.json").exists() and (run_dir / "summary.json").exists()

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 
 from engine.data.corpus import CorpusConfig
-from engine.run_folder import RunFolder
 from engine.training.classify.config import FIELD_HELP, ClassifyConfig
 
 TYPES = {"int": int, "float": float, "str": str, "list[str]": str}  # list[str]: comma-separated
@@ -72,27 +70,21 @@ def build_config(args: argparse.Namespace) -> ClassifyConfig:
 
 def run(cfg: ClassifyConfig, run_id: str, run_dir) -> dict:
     from engine.cli.train import _Console, _stop_on_ctrl_c
+    from engine.run_folder import RunFolder
+    from engine.runs.record import run_and_record
     from engine.training.classify.loop import train_classifier
 
-    console = _Console(RunFolder(run_dir), True)
+    folder = RunFolder(run_dir)
+    console = _Console(folder, True)
     print(f"run {run_id}\nfolder {run_dir}", flush=True)
-    console.status(state="running", started_at=time.time(), finished_at=None, message="")
-    try:
-        summary = train_classifier(cfg, run_dir, should_stop=_stop_on_ctrl_c(), progress=console.progress,
-                                   log=console.log)
-    except BaseException as exc:
-        state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        console.status(state=state, message=str(exc) or type(exc).__name__, finished_at=time.time())
-        raise
+    should_stop = _stop_on_ctrl_c()
+    try:  # the same status path as `python -m engine train` and the worker
+        summary = run_and_record(
+            folder, lambda: train_classifier(cfg, run_dir, should_stop=should_stop, progress=console.progress,
+                                             log=console.log),
+            resume_hint="start it again (classifier runs keep no checkpoints)", tail=lambda: list(console.tail))
     finally:
         console.bar.close()
-    last = summary["last_eval"]
-    outcome = f"accuracy {last['accuracy']:.4f}, F1 {last['f1']:.4f}"
-    if summary["stopped"]:
-        message = f"stopped at step {summary['steps']}; {outcome}"
-        console.status(state="cancelled", finished_at=time.time(), message=message)
-    else:
-        console.status(state="completed", finished_at=time.time(), message=outcome)
     print(json.dumps(summary, indent=1), flush=True)
     return summary
 

@@ -21,18 +21,20 @@ METHODS = ("full", "lora")
 MAX_CLASSES = 100  # more distinct values than this is a free-text or numeric column, not a label
 
 # Measured defaults (docs/classify.md): bundled MiniLM, 2,000 IMDb reviews, one epoch, 128 tokens.
-DEFAULT_LR = {"full": 5e-5, "lora": 3e-3}
+DEFAULT_LR = {"full": 1e-4, "lora": 3e-3}
 TEXTBOOK_LR = {"full": 2e-5, "lora": 2e-4}
 
 LEARNING_RATE_GUIDANCE = (
-    "Defaults: full fine-tuning 5e-5, LoRA 3e-3; the textbook's table says 2e-5 and 1e-4 to 3e-4. "
-    "The textbook trains bert-base (110M parameters) for three epochs on easy 10-token sentences; here a "
-    "small encoder (the bundled 22M-parameter MiniLM) sees 2,000 long reviews once, about 125 optimizer "
-    "steps. With so few steps the textbook's rates barely move the weights: measured on the bundled "
-    "MiniLM and IMDb, full fine-tuning reached 0.78 accuracy at 2e-5 against 0.82 or more at 5e-5, and "
-    "LoRA (r=8, query/value) 0.58 at 2e-4 against 0.81 at 3e-3. LoRA needs the larger rate because its "
-    "update is the product of two small matrices starting at zero, scaled by alpha/r = 2. For a bigger "
-    "model or many more steps, go back towards the textbook's rates."
+    "Defaults: full fine-tuning 1e-4, LoRA 3e-3; the textbook's table says 2e-5 (1e-5 to 5e-5) and 2e-4 "
+    "(1e-4 to 3e-4). The textbook trains bert-base (110M parameters) for three epochs on short, easy "
+    "sentences; here a small encoder (the bundled 22M-parameter MiniLM) sees 2,000 long reviews once: "
+    "125 optimizer steps, with the rate warming up over the first 10% and decaying linearly to zero. "
+    "With so few steps the textbook's rates barely move the weights. Measured on the bundled MiniLM and "
+    "IMDb (1,000 held-out reviews): full fine-tuning 0.799 accuracy at 5e-5, 0.825 at 1e-4, 0.814 at "
+    "1.5e-4 (an earlier check with a constant rate: 0.781 at 2e-5); LoRA (r=8, query/value) 0.812 at "
+    "3e-3, 0.809 at 5e-3 (earlier check: 0.575 at 2e-4, 0.783 at 1e-3). LoRA needs the larger rate because "
+    "its update is the product of two small matrices, one starting at zero. For a bigger model or many "
+    "more steps, move back towards the textbook's rates."
 )
 
 # The modules a sequence classifier adds on top of the encoder (named as peft's modules_to_save):
@@ -54,7 +56,7 @@ FIELD_HELP = {
     "test_size": "held-out examples drawn from the corpus's test split (0 = all)",
     "max_length": "tokens per text; longer texts are truncated",
     "method": "full (every weight trains) or lora (adapters on the attention, head in full)",
-    "learning_rate": "0 = the method's default (5e-5 full, 3e-3 LoRA; see docs/classify.md)",
+    "learning_rate": "0 = the method's default (1e-4 full, 3e-3 LoRA; see docs/classify.md)",
     "epochs": "passes over the training examples",
     "batch_size": "examples per optimizer step",
     "weight_decay": "AdamW weight decay (never on biases or LayerNorm weights)",

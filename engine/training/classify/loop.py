@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import mlm_head as masked_last_layer  # main renamed masked_last_layer to mlm_head
+from engine import mlm_head
 from engine.run_folder import RunFolder
 from engine.training import cpu_allocator, cpu_dropout, lora
 from engine.training.classify import data
@@ -41,7 +41,7 @@ def device_for_training() -> torch.device:
 def speed_up(model, device: torch.device) -> None:
     """The MLM loop's CPU speed-ups, and the last layer computed at [CLS] only (all the head reads)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    masked_last_layer.install(inner.base_model)
+    mlm_head.install(inner.base_model)  # the last layer's subset path (engine.mlm_head)
     if device.type == "cpu" and cpu_dropout.wanted():
         cpu_dropout.install(model)
     if device.type == "cpu" and cpu_allocator.wanted():
@@ -56,7 +56,7 @@ def cls_rows(batch: dict) -> torch.Tensor:
 
 
 def forward(model, batch: dict):
-    with masked_last_layer.only_rows(cls_rows(batch)):
+    with mlm_head.only_rows(cls_rows(batch)):
         return model(**batch)
 
 
@@ -112,6 +112,7 @@ class _Run:
     def __init__(self, cfg, run_dir, should_stop, progress, log):
         self.cfg, self.run_dir, self.should_stop, self.progress, self.log = cfg, run_dir, should_stop, progress, log
         run_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = RunFolder(run_dir)
         self.device = device_for_training()
         self.evals: list[dict] = []
         self.train_seconds, self.samples = 0.0, 0
@@ -168,9 +169,9 @@ class _Run:
                     self._evaluate(step)
         self._evaluate(step)
         if not stopped:
-            save_final(self.run_dir, self.model, self.tokenizer, cfg, self.labels)
+            save_final(self.folder, self.model, self.tokenizer, cfg, self.labels)
         summary = summary_of(self, step, stopped)
-        RunFolder(self.run_dir).write_summary(summary)
+        self.folder.write_summary(summary)
         last = self.evals[-1]
         ending = "Stopped" if stopped else "Done"
         self.log(f"{ending} at step {step}: accuracy {last['accuracy']:.4f}, F1 {last['f1']:.4f}")
@@ -190,7 +191,7 @@ class _Run:
             "samples_per_s": round(window["n"] / max(window["seconds"], 1e-9), 3),
             "elapsed_s": round(time.perf_counter() - self.start, 3),
         }
-        RunFolder(self.run_dir).append_metric(row)
+        self.folder.append_metric(row)
         self.log(f"step {step}/{self.total} | loss {row['loss']:.4f} | accuracy {row['accuracy']:.3f} | "
                  f"lr {row['lr']:.2e} | {row['samples_per_s']:.1f} samples/s")
         self._progress(step)
@@ -200,7 +201,7 @@ class _Run:
         metrics = classification_metrics(self.test_labels, probs.argmax(-1), self.labels)
         row = {"kind": "eval", "step": step, "epoch": self.epoch(step), **metrics,
                "elapsed_s": round(time.perf_counter() - self.start, 3)}
-        RunFolder(self.run_dir).append_metric(row)
+        self.folder.append_metric(row)
         self.evals.append(row)
         self.log(f"eval at step {step}: accuracy {row['accuracy']:.4f}, precision {row['precision']:.4f}, "
                  f"recall {row['recall']:.4f}, F1 {row['f1']:.4f}")

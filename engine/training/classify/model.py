@@ -11,7 +11,6 @@ only in the encoder. trust_remote_code is never passed.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -74,18 +73,21 @@ def wrap_lora(model: nn.Module, cfg: ClassifyConfig, info: ModelInfo):
     return peft_model
 
 
-def save_final(run_dir: Path, model: nn.Module, tokenizer, cfg: ClassifyConfig, labels: list[str]) -> Path:
-    """final/: the classifier (full) or the adapter with its head (LoRA), tokenizer, classifier.json."""
-    tmp, final = run_dir / ".final.tmp", run_dir / "final"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+def save_final(folder, model: nn.Module, tokenizer, cfg: ClassifyConfig, labels: list[str]) -> Path:
+    """final/ (through RunFolder.write_final): the classifier (full) or the adapter with its head
+    (LoRA), the tokenizer, and classifier.json."""
     meta = {"kind": "classify", "labels": labels, "method": cfg.method, "start_model": lora.base_reference(cfg.model),
             "max_length": cfg.max_length, "seed": cfg.seed}
-    (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
+
+    def write(tmp: Path) -> None:
+        if hasattr(model, "peft_config"):  # the embeddings never train here: no need to look the base up
+            model.save_pretrained(tmp, save_embedding_layers=False)
+        else:
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+
+    return folder.write_final(write)
 
 
 def load_trained(src: str):
