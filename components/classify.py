@@ -98,9 +98,8 @@ def build_form() -> tuple[Form, gr.Button, gr.Markdown]:
         form["method"] = gr.Radio(["full", "lora"], value=d.method, label="Method", elem_id="cls-method")
         count_btn = gr.Button("Check settings and count trainable parameters", size="sm", elem_id="cls-count")
     count_md = gr.Markdown(LORA_NOTE, elem_id="cls-count-info")
-    with gr.Row():
-        form["learning_rate"] = gr.Number(0, label="Learning rate (0 = the method's default)", elem_id="cls-lr")
-        gr.Markdown(TEXTBOOK_TABLE, elem_id="cls-lr-table")
+    form["learning_rate"] = gr.Number(0, label="Learning rate (0 = the method's default)", elem_id="cls-lr")
+    gr.Markdown(TEXTBOOK_TABLE, elem_id="cls-lr-table")
     with gr.Accordion("Why these learning rates?", open=False):
         gr.Markdown(LEARNING_RATE_GUIDANCE)
     with gr.Row():

@@ -19,6 +19,8 @@ from engine.runs import jobs
 from engine.runs.experiments import finished_runs, list_experiments, payoff_report, start_payoff
 from engine.training.classify.infer import MAX_TEXTS, TEXTBOOK_SENTENCES
 
+RUN_COLUMNS = ("run_id", "arm", "method", "seed", "state", "accuracy", "f1")  # engine.runs.experiments' run_states
+
 
 def classifier_choices() -> list[tuple[str, str]]:
     return [(f"{f.run_id} ({f.config().get('method')}, seed {f.config().get('seed')})", f.run_id)
@@ -76,7 +78,7 @@ def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
     with gr.Row():
         preset_btn = gr.Button("The textbook's six sentences", size="sm", elem_id="cls-infer-preset")
         infer_btn = gr.Button("Classify", variant="primary", elem_id="cls-infer-run")
-    infer_table = gr.Dataframe(interactive=False, elem_id="cls-infer-table", wrap=True)
+    infer_table = gr.Dataframe(pd.DataFrame(columns=["text"]), interactive=False, elem_id="cls-infer-table", wrap=True)
     infer_md = gr.Markdown(elem_id="cls-infer-speed")
 
     gr.Markdown("### Does adaptation pay off?\nClassifiers from the start model and from the adapted encoder, with the "
@@ -89,7 +91,7 @@ def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
         payoff_btn = gr.Button("Start payoff experiment", variant="primary", elem_id="cls-payoff-start")
     experiment = gr.Dropdown(experiment_choices(), label="Experiment", elem_id="cls-payoff-experiment")
     payoff_md = gr.Markdown(elem_id="cls-payoff-result")
-    runs_table = gr.Dataframe(interactive=False, elem_id="cls-payoff-runs")
+    runs_table = gr.Dataframe(pd.DataFrame(columns=list(RUN_COLUMNS)), interactive=False, elem_id="cls-payoff-runs")
     timer = gr.Timer(2.0)
     shown = gr.State("")  # the experiment text last sent: an idle poll sends nothing
 

@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-from browser_helpers import RUN_ID, fill, open_tab
+from browser_helpers import RUN_ID, SCREENSHOTS, fill, open_tab
 
 from tests.conftest import tiny_settings, wait_until
 
@@ -77,6 +77,8 @@ def test_start_a_classifier_from_the_form_and_watch_it(page, browser, app_url, t
     info = page.locator("#cls-run-info").inner_text()
     assert "lora" in info
     run_id = RUN_ID.search(info).group(0)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "classify.png"), full_page=True)  # for a look, not compared
 
     shared = browser.new_context().new_page()  # a share link opens the run read-only in another browser
     shared.goto(f"{app_url}?run={run_id}")
