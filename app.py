@@ -14,7 +14,7 @@ OFFLINE = ensure_mode()  # before anything imports transformers or datasets
 
 import gradio as gr  # noqa: E402
 
-from components import compare, corpus_picker, costs, dataset, masking, training  # noqa: E402
+from components import classify, compare, corpus_picker, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
 from engine.data.uploads import MAX_UPLOAD_MB, limits_text  # noqa: E402
@@ -43,6 +43,8 @@ def build_app() -> gr.Blocks:
                 masking.render()
             with gr.Tab("Train", id="train"):
                 training.render(demo)
+            with gr.Tab("Classify", id="classify"):
+                classify.render(demo)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 compare.render(demo, compare_tab)
             with gr.Tab("Costs", id="costs"):

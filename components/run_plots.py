@@ -59,6 +59,8 @@ def perplexity_figure(evals: pd.DataFrame, x: str = "step") -> go.Figure:
     fig = _figure("Eval perplexity (fixed masked eval set)", x, "perplexity", "ppl")
     if evals.empty:
         return _waiting(fig, "waiting for the first evaluation")
+    if "eval_perplexity" not in evals:  # a classifier run (kind "classify"): its evaluations are on the Classify tab
+        return _waiting(fig, "a classifier run: accuracy and F1 are on the Classify tab")
     fig.add_scatter(x=evals[x], y=evals["eval_perplexity"], name="eval perplexity", mode="lines+markers",
                     line={"color": COLOURS["eval"]})
     if len(evals) and evals["eval_perplexity"].max() / max(evals["eval_perplexity"].min(), 1e-9) > 50:

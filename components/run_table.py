@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from components.run_plots import frames
 
-COLUMNS = ["run id", "name", "corpus", "model", "method", "trainable params", "state", "step",
+COLUMNS = ["run id", "name", "kind", "corpus", "model", "method", "trainable params", "state", "step",
            "perplexity before", "perplexity after", "duration", "estimate", "created"]
 PALETTE = ["#2563eb", "#ea580c", "#16a34a", "#7c3aed", "#dc2626", "#0891b2", "#ca8a04", "#db2777"]
 
@@ -53,7 +53,8 @@ def corpus_names() -> dict[str, str]:
 def history_frame(rows: list[dict]) -> pd.DataFrame:
     """The runs table, newest first. Numbers stay numbers where the column sorts by value."""
     names = corpus_names()
-    data = [[r["run_id"], r.get("name") or r["run_id"], names.get(r.get("corpus"), r.get("corpus") or "?"),
+    data = [[r["run_id"], r.get("name") or r["run_id"], r.get("kind", "mlm"),
+             names.get(r.get("corpus"), r.get("corpus") or "?"),
              _model(r["model"]), r["method"], r.get("trainable_params"), _state(r), _step(r),
              _round(r.get("perplexity_before")), _round(r.get("perplexity_after")), _seconds(r.get("duration_s")),
              _seconds(r.get("estimate_s")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,11 @@ from engine.architectures import head_trained as head_rule
 from engine.errors import UserError
 from engine.offline import cached_repos, is_offline, model_cached
 from engine.validation import check, quote
+
+# One model load at a time per process: transformers 5 builds a model on the meta device first, and two
+# loads in two threads of the web server (the Compare tab's and the Classify tab's) were seen to mix,
+# failing with "Cannot copy out of meta tensor". Re-entrant, so callers may hold it around a load too.
+LOAD_LOCK = threading.RLock()
 
 BUNDLED = "bundled"
 ONLINE_DEFAULT = "distilbert-base-uncased"
@@ -148,7 +154,7 @@ def _load_base(src: str):
         # Weights missing from the folder (the bundled MiniLM's MLM head) are drawn at random;
         # a fixed seed makes every load draw the same ones, so a LoRA adapter trained over that
         # frozen head predicts the same after reloading. fork_rng leaves the caller's RNG alone.
-        with torch.random.fork_rng(devices=[]):
+        with LOAD_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model, info = AutoModelForMaskedLM.from_pretrained(src, output_loading_info=True)
     finally:

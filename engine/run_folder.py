@@ -30,6 +30,7 @@ STATES = ("queued", "running", "completed", "failed", "cancelled", "interrupted"
 FINAL_STATES = ("completed", "failed", "cancelled", "interrupted")
 RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
 LOG_TAIL_LINES = 20
+EXPERIMENTS = ".experiments"  # payoff experiments (engine.runs.experiments): a hidden name, never a run id
 
 
 def is_final(status: dict) -> bool:
@@ -230,6 +231,11 @@ class RunFolder:
     def config(self) -> dict:
         return read_json(self.path / "config.json")
 
+    def kind(self) -> str:
+        """'mlm' or 'classify': config.json's "kind" (runs written before classifiers have none: mlm)."""
+        kind = self.config().get("kind", "mlm")
+        return kind if isinstance(kind, str) else "mlm"
+
     def settings(self) -> dict:
         """config.json without the fields the run folder adds: a TrainConfig dict."""
         return {k: v for k, v in self.config().items() if k not in self.CONFIG_EXTRAS}
@@ -329,7 +335,8 @@ class RunFolder:
         summary = self.summary()
         if "eval_perplexity_before" in summary:
             return summary.get("eval_perplexity_before"), summary.get("eval_perplexity_after")
-        evals = [r for r in self.metrics()[0] if r.get("kind") == "eval"]
+        # A classifier run's eval rows carry accuracy, not perplexity: they have none to show.
+        evals = [r for r in self.metrics()[0] if r.get("kind") == "eval" and "eval_perplexity" in r]
         before = next((r["eval_perplexity"] for r in evals if r.get("step") == 0), None)
         after = evals[-1]["eval_perplexity"] if evals and evals[-1].get("step", 0) > 0 else None
         return before, after
@@ -342,6 +349,7 @@ class RunFolder:
             "run_id": self.run_id,
             "name": config.get("name") or self.run_id,  # runs from before names existed: their id
             "corpus": corpus_label(config.get("corpus")),
+            "kind": config.get("kind", "mlm"),
             "model": config.get("model", "?"),
             "method": config.get("method", "?"),
             "trainable_params": summary.get("trainable_params"),
@@ -353,6 +361,7 @@ class RunFolder:
             "duration_s": duration(status),
             "estimate_s": (status.get("estimate") or {}).get("seconds"),
             "notes": config.get("notes", ""),
+            "accuracy": self.summary().get("accuracy") if config.get("kind") == "classify" else None,
             "created_at": config.get("created_at"),
         }
 
@@ -495,6 +504,19 @@ def duration(status: dict) -> float | None:
     if started is None or finished is None:
         return None
     return round(finished - started + float(status.get("elapsed_before") or 0.0), 1)
+def experiment_path(root: Path | None, experiment_id: str) -> Path:
+    """Where one payoff experiment's record lives (a JSON file beside the runs, not a run)."""
+    if not valid_run_id(experiment_id):
+        raise UserError(f"{quote(experiment_id)} is not an experiment id.")
+    return (Path(root) if root else runs_dir()) / EXPERIMENTS / f"{experiment_id}.json"
+
+
+def experiment_ids(root: Path | None = None) -> list[str]:
+    """Every stored experiment id, oldest first (ids start with their UTC time, like run ids)."""
+    folder = (Path(root) if root else runs_dir()) / EXPERIMENTS
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if valid_run_id(p.stem) and not p.is_symlink())
 
 
 def corpus_ids_in_use(root: Path | None = None) -> set[str]:

@@ -31,6 +31,7 @@ from engine.runs.owners import is_admin, is_owner, owner_hash, owner_of, write_o
 from engine.runs.process import DEFAULT_TRAIN_TARGET, DISK_EXIT, WorkerHandle, describe_exit, launch, pid_is_worker
 from engine.runs.queue import RunQueue
 from engine.runs.record import earlier_attempts
+from engine.training.classify.config import ClassifyConfig
 from engine.training.config import NAME_MAX, NOTES_MAX, TrainConfig, clean_text, default_name
 from engine.validation import check
 
@@ -83,28 +84,25 @@ class Jobs:
 
     # ------------------------------------------------------------ submitting
 
-    def submit(self, cfg: TrainConfig, owner: str | None = None, caller: str | None = None) -> str:
+    def submit(self, cfg: TrainConfig | ClassifyConfig, owner: str | None = None, caller: str | None = None,
+               check_cap: bool = True) -> str:
         """Validate, write the run folder, queue the run; returns its id. Raises UserError.
 
         caller: who pressed Start, when that is not the owner (an API client's session, whose
         every start gets a fresh owner token): the same caller and config within seconds is a
-        double click (DuplicateSubmission). Default: the owner."""
-        from engine.hardware import apply_limits, detect
-
-        cfg = replace(cfg).validated()  # a validated copy: the caller's config stays as it was
-        cfg, notices = apply_limits(cfg, detect(runs_root=self.root))  # CPU Space caps; refuses on ZeroGPU
-        if self.preflight:
-            from engine.training.preflight import check_runnable
-
-            check_runnable(cfg)
+        double click (DuplicateSubmission). Default: the owner. A ClassifyConfig makes a classifier
+        run (config.json's "kind": "classify"); check_cap=False: an experiment checked the owner's
+        cap once for all its runs (engine.runs.experiments)."""
+        cfg, notices = self._checked(cfg)
         key = (owner_hash(caller or owner or ""), hashlib.sha256(cfg.to_json().encode()).hexdigest())
         with self._lock:
             now = time.time()
             earlier = self._recent.get(key)
             if earlier and now - earlier[1] < DEDUPE_SECONDS:
                 raise DuplicateSubmission(earlier[0], now - earlier[1])
-            self._check_owner_cap(owner)
-            if not cfg.name:  # named after the dedupe key: a default name carries the time
+            if check_cap:
+                self._check_owner_cap(owner)
+            if hasattr(cfg, "name") and not cfg.name:  # named after the dedupe key: a default name carries the time
                 cfg = replace(cfg, name=default_name(cfg, now))
             run_id = self._create(cfg, owner, now, notices)
             self.queue.push(run_id)
@@ -113,7 +111,26 @@ class Jobs:
             self._start_waiting()
         return run_id
 
-    def _create(self, cfg: TrainConfig, owner: str | None, now: float, notices) -> str:
+    def _checked(self, cfg):
+        """A validated copy (the caller's config stays as it was) and notices, by the run's kind."""
+        if isinstance(cfg, ClassifyConfig):
+            cfg = replace(cfg).validated()
+            if self.preflight:
+                from engine.training.classify.infer import preflight
+
+                preflight(cfg)  # labels, sizes, max length: refused before a folder exists
+            return cfg, []
+        from engine.hardware import apply_limits, detect
+
+        cfg = replace(cfg).validated()
+        cfg, notices = apply_limits(cfg, detect(runs_root=self.root))  # CPU Space caps; refuses on ZeroGPU
+        if self.preflight:
+            from engine.training.preflight import check_runnable
+
+            check_runnable(cfg)
+        return cfg, notices
+
+    def _create(self, cfg: TrainConfig | ClassifyConfig, owner: str | None, now: float, notices) -> str:
         """Write the new run's folder; on a disk error remove it and say what is wrong, in plain words."""
         reason = writable(self.root)
         if reason:
@@ -185,6 +202,7 @@ class Jobs:
         return {
             **status,
             "run_id": folder.run_id,
+            "kind": folder.kind(),
             "model": config.get("model"),
             "method": config.get("method"),
             "queue_position": position,
@@ -258,6 +276,7 @@ class Jobs:
                                 f"can be resumed.")
             step = folder.latest_checkpoint_step()
             where = (f"from its checkpoint at step {step}" if step is not None
+                     else "from the start (classifier runs keep no checkpoints)" if folder.kind() == "classify"
                      else "from the start (no checkpoint was saved)")
             folder.clear_cancel()
             folder.update_status(state="queued", message=f"Queued to resume {where}", finished_at=None,
@@ -405,7 +424,7 @@ def registry() -> Jobs:
         return _registries[root]
 
 
-def submit(cfg: TrainConfig, owner: str | None = None, caller: str | None = None) -> str:
+def submit(cfg: TrainConfig | ClassifyConfig, owner: str | None = None, caller: str | None = None) -> str:
     return registry().submit(cfg, owner, caller)
 
 

@@ -25,8 +25,12 @@ from pathlib import Path
 from engine.errors import UserError, disk_message
 from engine.offline import ensure_mode
 from engine.run_folder import RunFolder
-from engine.runs.process import DISK_EXIT
-from engine.runs.record import Terminated, run_and_record
+from engine.runs.process import DEFAULT_TRAIN_TARGET, DISK_EXIT
+from engine.runs.record import RESUME_HINT, Terminated, run_and_record
+
+# config.json's "kind" picks the training function; --train overrides either (tests use fakes).
+CLASSIFY_TARGET = "engine.training.classify.loop:train_classifier"
+CLASSIFY_RESUME_HINT = "Resume trains it again from the start (classifier runs keep no checkpoints)."
 
 
 def load_train(target: str) -> Callable:
@@ -101,21 +105,38 @@ def run(run_dir: Path, resume: bool, train_target: str) -> int:
     folder = RunFolder(run_dir)
     stop: StopRule | None = None
 
+    classify = folder.kind() == "classify"
+
     def train() -> dict:
         nonlocal stop
+        stop = StopRule(folder)
+        if classify:
+            return _train_classifier(folder, resume, train_target, stop)
         from engine.training.config import TrainConfig
 
         cfg = TrainConfig.from_dict(folder.settings())
         fn = load_train(train_target)
-        stop = StopRule(folder)
         return fn(cfg, folder.path, should_stop=stop, resume=resume, progress=Reporter(folder))
 
     try:
         run_and_record(folder, train, starting="Loading model and data", on_error=_print_error,
+                       resume_hint=CLASSIFY_RESUME_HINT if classify else RESUME_HINT,
                        time_limit_minutes=lambda: stop.time_limit_minutes() if stop else None)
     except BaseException as exc:  # noqa: BLE001 - recorded in status.json; the exit code says which kind
         return exit_code(exc)
     return 0
+
+
+def _train_classifier(folder: RunFolder, resume: bool, train_target: str, stop: StopRule) -> dict:
+    """A classifier run: its own config and loop. It keeps no checkpoints (minutes long), so a
+    resume trains again from the start and the earlier attempt's rows are dropped first."""
+    from engine.training.classify.config import ClassifyConfig
+
+    cfg = ClassifyConfig.from_dict(folder.settings())
+    fn = load_train(CLASSIFY_TARGET if train_target == DEFAULT_TRAIN_TARGET else train_target)
+    if resume:
+        folder.truncate_metrics_after(-1)
+    return fn(cfg, folder.path, should_stop=stop, progress=Reporter(folder))
 
 
 def _on_sigterm(signum, frame):
@@ -136,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.runs.worker", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--train", default="engine.training.loop:train", help="module:function to run")
+    parser.add_argument("--train", default=DEFAULT_TRAIN_TARGET,
+                        help="module:function to run (default: by the run's kind)")
     args = parser.parse_args(argv)
     ensure_mode()  # before transformers or datasets are imported
     quiet_library_warnings()
