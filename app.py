@@ -17,7 +17,7 @@ import gradio as gr  # noqa: E402
 from components import classify, compare, corpus_picker, costs, dataset, masking, training  # noqa: E402
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
-from engine.data.uploads import MAX_UPLOAD_MB, limits_text  # noqa: E402
+from engine.data import MAX_UPLOAD_MB, limits_text  # noqa: E402
 from engine.run_folder import runs_dir, writable  # noqa: E402
 
 TITLE = "MLM Studio"

@@ -39,7 +39,7 @@ def run_case(model_name: str, method: str, batch: int, seq: int, head: str, prec
 
     from engine.costs.activations import trace_step
     from engine.costs.arch import default_targets, load_arch
-    from engine.costs.estimate import CostSettings, estimate
+    from engine.costs.calculator import CostSettings, estimate
     from engine.costs.gpus import PRESETS
     from engine.costs.measure import autocast_context, make_batch, saved_bytes, step_loss
     from engine.costs.params import count_params

@@ -3,7 +3,7 @@
     python bench/fill_mask.py [--repeats 60] [--compare-repeats 10] [--threads N]
 
 In one process, on the bundled all-MiniLM-L6-v2 (CPU):
-  (a) latency of one request, one sentence with one mask, top-5: `engine.compare.fill_mask.fill_mask`
+  (a) latency of one request, one sentence with one mask, top-5: `engine.compare.predictions.fill_mask`
       against `transformers.pipeline("fill-mask")` holding the same model and tokenizer.
       The two are timed alternately, request by request, so a busy neighbour slows both
       alike. Prints p50, p95 and the ratio ours/pipeline (goal: <= 1.0).
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from engine.compare.fill_mask import fill_mask  # noqa: E402
+from engine.compare.predictions import fill_mask  # noqa: E402
 from engine.models import load_mlm  # noqa: E402
 from engine.run_folder import RunFolder  # noqa: E402
 

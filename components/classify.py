@@ -16,14 +16,12 @@ from components.classify_plots import confusion_figure, eval_figure, summary_mar
 from components.common import user_errors
 from components.forms import Form
 from components.training import PRIVATE, first_owner_token
-from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig
+from engine.data import BUNDLED_SOURCES, CorpusConfig
 from engine.errors import UserError
 from engine.models import LOAD_LOCK
 from engine.run_folder import RESUMABLE_STATES, is_final
-from engine.runs import jobs
-from engine.runs.experiments import finished_runs, resolve_start
-from engine.runs.owners import browser_secret, owner_key
-from engine.training.classify.config import DEFAULT_LR, LEARNING_RATE_GUIDANCE, TEXTBOOK_LR, ClassifyConfig
+from engine.runs import browser_secret, finished_runs, jobs, owner_key, resolve_start
+from engine.training.classify import DEFAULT_LR, LEARNING_RATE_GUIDANCE, TEXTBOOK_LR, ClassifyConfig
 
 TEXTBOOK_TABLE = (
     "| method | textbook (bert-base, 3 epochs) | default here |\n|---|---|---|\n"
@@ -45,7 +43,7 @@ def start_choices() -> list[tuple[str, str]]:
 
 
 def corpus_choices() -> list[tuple[str, str]]:
-    from engine.data.store import list_corpora
+    from engine.data import list_corpora
 
     # Only corpora stored with a label column can train a classifier (the engine checks the labels themselves).
     return [(c.name, c.corpus_id) for c in list_corpora() if c.label_column]
@@ -69,9 +67,7 @@ def check_and_count(cfg: ClassifyConfig) -> str:
     """The engine's preflight (labels, sizes, max length) and the exact trainable-parameter count,
     with why it differs from the textbook's 294,912; builds the model once, in this process."""
     from engine.training import lora
-    from engine.training.classify.infer import preflight
-    from engine.training.classify.model import build_classifier, wrap_lora
-    from engine.training.classify.report import lora_note
+    from engine.training.classify import build_classifier, lora_note, preflight, wrap_lora
 
     checked = preflight(cfg)
     with LOAD_LOCK:  # see engine.models.LOAD_LOCK: other tabs load models in other threads

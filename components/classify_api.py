@@ -18,10 +18,8 @@ from components.common import user_errors
 from components.training_api import _token
 from engine.errors import UserError
 from engine.models import LOAD_LOCK
-from engine.runs import jobs
-from engine.runs.experiments import payoff_report, resolve_classifier, resolve_start, start_payoff
-from engine.runs.owners import new_owner_token
-from engine.training.classify.config import ClassifyConfig
+from engine.runs import jobs, new_owner_token, payoff_report, resolve_classifier, resolve_start, start_payoff
+from engine.training.classify import ClassifyConfig
 from engine.validation import json_object
 
 MAX_MODELS = 3  # classifiers side by side in one /classify call
@@ -52,7 +50,7 @@ def start_classifier(config_json: str, request: gr.Request) -> dict:
 
 def classify_with(models: list, texts, max_length: int = 128) -> dict:
     """Each model's label and confidence per text, with its throughput (shared by the tab)."""
-    from engine.training.classify.infer import check_texts, classify_texts
+    from engine.training.classify import check_texts, classify_texts
 
     models = [m for m in (models if isinstance(models, list) else [models]) if isinstance(m, str) and m.strip()]
     if not models:

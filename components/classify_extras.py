@@ -13,11 +13,10 @@ import pandas as pd
 from components.classify_api import MAX_MODELS, classify_with
 from components.common import user_errors
 from components.training import PRIVATE, first_owner_token
-from engine.compare.payoff import MAX_SEEDS, MIN_SEEDS
+from engine.compare import MAX_SEEDS, MIN_SEEDS
 from engine.errors import UserError
-from engine.runs import jobs
-from engine.runs.experiments import finished_runs, list_experiments, payoff_report, start_payoff
-from engine.training.classify.infer import MAX_TEXTS, TEXTBOOK_SENTENCES
+from engine.runs import finished_runs, jobs, list_experiments, payoff_report, start_payoff
+from engine.training.classify import MAX_TEXTS, TEXTBOOK_SENTENCES
 
 RUN_COLUMNS = ("run_id", "arm", "method", "seed", "state", "accuracy", "f1")  # engine.runs.experiments' run_states
 

@@ -15,10 +15,19 @@ import pandas as pd
 from components import corpus_picker
 from components.common import user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
+from engine.compare import (
+    MAX_TOP_K,
+    PRESETS,
+    ProbeConfig,
+    View,
+    downstream_check,
+    fill_mask,
+    human_bytes,
+    normalize,
+    result_rows,
+    shared_cache,
+)
 from engine.compare import side_by_side as cmp
-from engine.compare.downstream import ProbeConfig, downstream_check
-from engine.compare.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, result_rows
-from engine.compare.model_cache import View, human_bytes, shared_cache
 from engine.data import store
 from engine.errors import UserError
 from engine.models import ModelInfo, default_model_ref, tokenization_view

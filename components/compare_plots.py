@@ -8,9 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.compare.fill_mask import FillMaskResult
-from engine.compare.model_cache import human_bytes
-from engine.compare.side_by_side import Column, CompareResult
+from engine.compare import Column, CompareResult, FillMaskResult, human_bytes
 
 HIGHLIGHT = 0.01  # a probability change smaller than this is noise, not a move worth colouring
 

@@ -31,7 +31,7 @@ def choices(extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
 
 def limits_text() -> str:
     """The limits a user meets when adding a corpus (the store's and engine.data.uploads')."""
-    from engine.data.uploads import limits_text as upload_limits
+    from engine.data import limits_text as upload_limits
 
     stored = len(store.list_corpora()) - len(store.BUNDLED)
     return (f"Stored corpora: {stored} of at most {store.max_corpora()} (MLM_MAX_CORPORA; the least recently "

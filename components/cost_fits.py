@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from components.common import user_errors
-from engine.costs.fits import MAX_BATCH, settings_from_estimate, what_fits
+from engine.costs import MAX_BATCH, settings_from_estimate, what_fits
 from engine.errors import UserError
 
 

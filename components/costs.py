@@ -3,7 +3,7 @@
 Parameters (exact, through peft on a meta-device model), peak memory by part, whether it
 fits the GPU, checkpoint size, FLOPs, time and money per epoch, the textbook's
 r(d+k)/(d·k) with the numbers filled in, and a finished run's measurements next to the
-prediction. engine.costs.estimate does all the arithmetic; this module only builds widgets.
+prediction. engine.costs.calculator does all the arithmetic; this module only builds widgets.
 
 Public API (gradio_client), `/estimate`:
     client.predict(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save,
@@ -55,12 +55,24 @@ from components import corpus_picker, cost_fits
 from components.common import user_errors
 from components.cost_plots import memory_bars
 from components.forms import Form
-from engine.costs.arch import ALL_LINEAR, ARCH_CHOICES, load_arch, target_presets
-from engine.costs.calibrate import finished_runs
-from engine.costs.estimate import PRECISION_LABELS, CostSettings, bundled_corpus_tokens, estimate
-from engine.costs.flops import DEFAULT_UTILISATION
-from engine.costs.gpus import DEFAULT_GPU, PRESETS, preset
-from engine.costs.memory import OPTIMIZER_LABELS, PART_LABELS, PARTS
+from engine.costs import (
+    ALL_LINEAR,
+    ARCH_CHOICES,
+    DEFAULT_GPU,
+    DEFAULT_UTILISATION,
+    OPTIMIZER_LABELS,
+    PART_LABELS,
+    PARTS,
+    PRECISION_LABELS,
+    PRESETS,
+    CostSettings,
+    bundled_corpus_tokens,
+    estimate,
+    finished_runs,
+    load_arch,
+    preset,
+    target_presets,
+)
 from engine.errors import UserError
 from engine.numbers import GIB, MIB, number, whole
 

@@ -2,7 +2,7 @@
 
 Split sizes, the label sanity check, seeded samples, token lengths against the model's
 maximum, a chunking preview and the words the tokenizer cuts into pieces. The engine
-(engine.data.stats, engine.data.split_words, engine.data.uploads) does the work and caches
+(engine.data.stats, engine.data.shredded, engine.data.uploads) does the work and caches
 the tokenization; this module builds widgets from its plain results.
 
 Public API (gradio_client), `/dataset_stats`:
@@ -41,11 +41,17 @@ import pandas as pd
 from components import corpus_picker
 from components.common import cached_line, user_errors
 from components.plots import token_length_histogram
+from engine.data import (
+    BUNDLED_SOURCES,
+    SUPPORTED,
+    CorpusConfig,
+    describe_upload,
+    load_corpus,
+    split_words,
+    store,
+    tokenize_corpus,
+)
 from engine.data import stats as corpus_stats
-from engine.data import store
-from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, load_corpus, tokenize_corpus
-from engine.data.split_words import split_words
-from engine.data.uploads import SUPPORTED, describe_upload
 from engine.errors import UserError
 from engine.models import BUNDLED, ONLINE_DEFAULT, cached_tokenizer, default_model_ref, max_length_of
 from engine.numbers import check_chunk_size, optional_whole
@@ -144,9 +150,9 @@ def dataset_stats(source, hub_id, upload, text_column, model, chunk_size, max_do
 
 
 def store_hub(cfg: CorpusConfig) -> store.StoredCorpus:
-    from engine.data.corpus import _load_hub
+    from engine.data import load_hub
 
-    return store.store_hub(_load_hub(cfg), cfg.hub_id, cfg.hub_config, cfg.text_column, cfg.label_column)
+    return store.store_hub(load_hub(cfg), cfg.hub_id, cfg.hub_config, cfg.text_column, cfg.label_column)
 
 
 @user_errors

@@ -16,8 +16,7 @@ import pandas as pd
 
 from components import corpus_picker, objectives
 from components.common import user_errors
-from engine.data import store
-from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, prepare
+from engine.data import BUNDLED_SOURCES, CorpusConfig, prepare, store
 from engine.errors import UserError
 from engine.masking import (
     DEFAULT_TEXT,

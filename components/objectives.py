@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from components.common import user_errors
-from engine.data.corpus import BUNDLED_SOURCES, CorpusConfig, load_corpus
+from engine.data import BUNDLED_SOURCES, CorpusConfig, load_corpus
 from engine.masking import MaskingConfig
 from engine.models import cached_tokenizer, default_model_ref, max_length_of
 from engine.objectives import COMPARISON, LOSSES, MAX_MATRIX_TOKENS, NSP_PAIRS, Objectives, nsp_pairs, objectives

@@ -34,9 +34,7 @@ from components.training_view import NO_RUN, RunPanel, attach, blank, empty_view
 from engine.errors import UserError
 from engine.hardware import detect
 from engine.offline import is_offline
-from engine.runs import export, jobs
-from engine.runs.jobs import DuplicateSubmission
-from engine.runs.owners import browser_secret, owner_key
+from engine.runs import DuplicateSubmission, browser_secret, export, jobs, owner_key
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "mlm-studio-exports"  # Gradio serves files from the temp dir
 PRIVATE = {"api_visibility": "private"}  # UI plumbing; the public API is in training_api.py

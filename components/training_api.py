@@ -25,9 +25,8 @@ import gradio as gr
 from components.common import user_errors
 from engine.data import store
 from engine.errors import UserError
-from engine.runs import jobs
-from engine.runs.owners import new_owner_token
-from engine.training.config import NAME_MAX, TrainConfig
+from engine.runs import jobs, new_owner_token
+from engine.training import NAME_MAX, TrainConfig
 from engine.validation import json_object
 
 
@@ -144,7 +143,7 @@ def fork_run(run_id: str) -> str:
 def run_estimate(config_json: str) -> dict:
     """Before Start: {"steps", "tokens", "seconds", "tokens_per_s", "basis", "explanation"} for a config_json."""
     from engine.hardware import detect
-    from engine.runs.eta import estimate
+    from engine.runs import estimate
 
     cfg = parse_config(config_json)
     return estimate(cfg, "cuda" if detect().on_gpu else "cpu", jobs.registry().root).as_dict()

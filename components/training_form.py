@@ -13,19 +13,10 @@ import gradio as gr
 
 from components import corpus_picker
 from components.forms import Form
-from engine.data import store
-from engine.data.corpus import CorpusConfig, config_for
+from engine.data import CorpusConfig, config_for, store
 from engine.models import default_model_ref
 from engine.numbers import optional_whole
-from engine.training.config import (
-    COMPILE_MODES,
-    NAME_MAX,
-    NOTES_MAX,
-    PRECISIONS,
-    TrainConfig,
-    default_batch_size,
-    default_lr,
-)
+from engine.training import COMPILE_MODES, NAME_MAX, NOTES_MAX, PRECISIONS, TrainConfig, default_batch_size, default_lr
 
 HUB = [("A Hugging Face Hub dataset", "hub")]  # the stored corpora come first (components/corpus_picker.py)
 CORPUS_WIDGETS = ("corpus_source", "hub_id", "text_column", "max_docs")
@@ -132,7 +123,7 @@ def config_from_values(names: list[str], values: list) -> TrainConfig:
 
 def method_changed(method: str, lr, targets: str, model_ref: str):
     """LoRA fields only for LoRA; the lr default follows the method unless the user changed it."""
-    from engine.training.preflight import default_lora_targets
+    from engine.training import default_lora_targets
 
     other = default_lr("full" if method == "lora" else "lora")
     new_lr = default_lr(method) if lr in (None, other) else lr
@@ -144,7 +135,7 @@ def method_changed(method: str, lr, targets: str, model_ref: str):
 def model_changed(model_ref: str, method: str):
     """Show the new architecture's default LoRA targets (a BERT's names do not exist in DistilBERT),
     and train the head with LoRA when the model has none (the bundled MiniLM)."""
-    from engine.training.preflight import default_lora_targets
+    from engine.training import default_lora_targets
 
     targets = ",".join(default_lora_targets(model_ref)) if method == "lora" else ""
     return targets, (model_ref or "").strip() in ("", "bundled")
@@ -167,8 +158,7 @@ def values_from_config(names: list[str], config: dict) -> list:
 def estimate_markdown(names: list[str], values: list, on_gpu: bool) -> str:
     """The time estimate for what the form says now (engine/runs/eta.py), or what to fix first."""
     from engine.errors import UserError
-    from engine.runs.eta import describe, estimate
-    from engine.runs.jobs import registry
+    from engine.runs import describe, estimate, registry
 
     try:
         cfg = config_from_values(names, values)

@@ -58,7 +58,7 @@ def test_corpus_tokens_come_from_the_dataset_tab_analysis(tokenizer):
 
 def test_summary_explains_gradients_missing_from_the_peak():
     from components.costs import side_by_side, summary_md
-    from engine.costs.estimate import CostSettings, estimate
+    from engine.costs.calculator import CostSettings, estimate
 
     e = estimate(CostSettings(model="bert-base-uncased", lora_r=8, lora_targets=["query", "value"],
                               batch_size=32, seq_len=128))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from engine.costs.estimate import CostSettings, estimate
+from engine.costs.calculator import CostSettings, estimate
 from engine.costs.flops import DEFAULT_UTILISATION
 from engine.costs.gpus import PRESETS
 from engine.errors import UserError
@@ -215,7 +215,7 @@ def test_unfinished_or_missing_runs_are_refused(runs):
 
 
 def test_bundled_corpus_tokens():
-    from engine.costs.estimate import bundled_corpus_tokens
+    from engine.costs.calculator import bundled_corpus_tokens
 
     counted = bundled_corpus_tokens("rotten_tomatoes", 64)
     assert counted["tokens"] == counted["chunks"] * 64 > 0

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from engine.costs.estimate import CostSettings, estimate
+from engine.costs.calculator import CostSettings, estimate
 from engine.costs.fits import Sizer, largest, sizers, what_fits
 from engine.costs.gpus import PRESETS
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.costs.estimate import CostSettings, estimate
+from engine.costs.calculator import CostSettings, estimate
 from engine.costs.memory import MARGIN_REASON, PARTS
 
 DATA = Path(__file__).parent / "data"

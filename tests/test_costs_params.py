@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.costs.arch import load_arch, target_presets
-from engine.costs.estimate import CostSettings, estimate, reduction
+from engine.costs.calculator import CostSettings, estimate, reduction
 from engine.costs.params import LoraSpec, count_params
 from engine.errors import UserError
 

@@ -1,11 +1,11 @@
-"""engine.compare.fill_mask: mask spellings, bad input, multi-mask sequences, agreement with the pipeline."""
+"""engine.compare.predictions: mask spellings, bad input, multi-mask sequences, agreement with the pipeline."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from engine.compare.fill_mask import (
+from engine.compare.predictions import (
     MAX_CHARS,
     MAX_MASKS,
     PRESETS,

@@ -22,7 +22,7 @@ import json
 from engine.offline import ensure_mode
 ensure_mode()
 from engine import models
-from engine.compare.fill_mask import fill_mask
+from engine.compare.predictions import fill_mask
 from engine.data import stats
 from engine.data.corpus import CorpusConfig, load_corpus
 from engine.errors import UserError

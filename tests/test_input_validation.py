@@ -14,7 +14,7 @@ import math
 import gradio as gr
 import pytest
 
-from engine.costs.estimate import CostSettings
+from engine.costs.calculator import CostSettings
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 from engine.masking import MaskingConfig
@@ -189,7 +189,7 @@ def test_astronomically_large_estimate_inputs_are_refused(name):
 
 @pytest.mark.parametrize("top_k", [True, 1e30, "x" * 100, [3], None])
 def test_fill_mask_arguments_are_checked_by_type(top_k):
-    from engine.compare.fill_mask import check_top_k, normalize
+    from engine.compare.predictions import check_top_k, normalize
 
     with pytest.raises(UserError):
         check_top_k(top_k)

@@ -18,7 +18,7 @@ ENGINE = ROOT / "engine"
 LAYERS = {
     "errors": 0, "offline": 0, "numbers": 0, "validation": 0,
     "hardware": 1, "models": 1, "architectures": 1, "mlm_head": 1,
-    "masked_last_layer": 1, "run_folder": 1,
+    "run_folder": 1,
     "data": 2,
     "masking": 3, "objectives": 3, "training": 3, "costs": 3,  # masking previews chunks of a prepared corpus
     "compare": 4, "runs": 4,
@@ -125,3 +125,47 @@ def test_engine_never_imports_gradio():
                         and any((getattr(n, "module", None) or a.name).split(".")[0] == "gradio" for a in n.names)
                         for n in ast.walk(ast.parse(p.read_text())))]
     assert offenders == []
+
+
+LEAVES = {"errors", "offline", "numbers", "validation", "hardware", "models", "architectures", "mlm_head",
+          "run_folder", "objectives", "masking"}
+
+
+def ui_imports() -> list[tuple[str, str, list[str]]]:
+    """(file, module, names) of every engine import in components/ and app.py."""
+    found = []
+    for path in [*sorted((ROOT / "components").glob("*.py")), ROOT / "app.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "engine":
+                found.append((path.name, node.module, [a.name for a in node.names]))
+            elif isinstance(node, ast.Import):
+                found += [(path.name, a.name, []) for a in node.names if a.name.split(".")[0] == "engine"]
+    return found
+
+
+def test_the_ui_imports_package_faces_and_leaf_modules_only():
+    """components/ and app.py see `engine.<package>` faces (names in its __all__) and the flat leaf
+    modules (RunFolder among them), never a package's internals such as engine.runs.jobs' path."""
+    wrong = []
+    for file, module, names in ui_imports():
+        parts = module.split(".")
+        if module == "engine":
+            wrong += [f"{file}: engine.{n}" for n in names if n not in LEAVES]
+            continue
+        if len(parts) == 2 and parts[1] in LEAVES:
+            continue
+        if len(parts) in (2, 3) and (ENGINE.joinpath(*parts[1:]) / "__init__.py").exists():
+            public = set(importlib.import_module(module).__all__)
+            wrong += [f"{file}: {module}.{n}" for n in names if n not in public]
+            continue
+        wrong.append(f"{file}: {module}")
+    assert wrong == []
+
+
+def test_face_names_never_shadow_a_submodule():
+    for package in ("data", "training", "training.classify", "runs", "compare", "costs"):
+        face = importlib.import_module(f"engine.{package}")._FACE
+        folder = ENGINE.joinpath(*package.split("."))
+        assert [n for n in face if (folder / f"{n}.py").exists() or (folder / n).is_dir()] == []
+        for name, sub in face.items():
+            assert hasattr(importlib.import_module(f"engine.{package}.{sub}"), name), (package, name)

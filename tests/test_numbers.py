@@ -89,7 +89,7 @@ def test_the_chunk_rule_speaks_of_sequences_and_models_too():
 
 
 def test_every_chunk_size_check_is_the_same_rule():
-    from engine.costs.estimate import CostSettings
+    from engine.costs.calculator import CostSettings
     from engine.training.config import TrainConfig
 
     for check in (lambda: TrainConfig(chunk_size=4).validated(), lambda: CostSettings(seq_len=4).validated()):

@@ -52,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from engine.costs.estimate import CostSettings, estimate
+    from engine.costs.calculator import CostSettings, estimate
 
     a = parser().parse_args(argv)
     settings = CostSettings(

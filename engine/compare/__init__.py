@@ -9,9 +9,31 @@ from __future__ import annotations
 
 import importlib
 
-_FACE = {'ModelCache': 'model_cache', 'paired_payoff': 'payoff', 'plan_payoff': 'payoff',
-         'payoff_from_runs': 'payoff'}
-__all__ = sorted(_FACE)
+# name -> the submodule that defines it. A name never equals a submodule's name: once that
+# submodule is imported, the package attribute would be the module, not the name.
+_FACE = {
+    'Column': 'side_by_side',
+    'CompareResult': 'side_by_side',
+    'FillMaskResult': 'predictions',
+    'MAX_SEEDS': 'payoff',
+    'MAX_TOP_K': 'predictions',
+    'MIN_SEEDS': 'payoff',
+    'ModelCache': 'model_cache',
+    'PRESETS': 'predictions',
+    'ProbeConfig': 'downstream',
+    'View': 'model_cache',
+    'downstream_check': 'downstream',
+    'fill_mask': 'predictions',
+    'human_bytes': 'model_cache',
+    'normalize': 'predictions',
+    'paired_payoff': 'payoff',
+    'payoff_from_runs': 'payoff',
+    'plan_payoff': 'payoff',
+    'result_rows': 'predictions',
+    'shared_cache': 'model_cache',
+}
+_MODULES = ('side_by_side',)  # submodules callers use as a namespace (`from engine.compare import X`)
+__all__ = sorted(_FACE) + list(_MODULES)
 
 
 def __getattr__(name: str):

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.compare.fill_mask import (
+from engine.compare.model_cache import ModelCache, View, shared_cache
+from engine.compare.predictions import (
     FillMaskResult,
     check_top_k,
     fill_mask_many,
@@ -22,7 +23,6 @@ from engine.compare.fill_mask import (
     normalize,
     top_predictions,
 )
-from engine.compare.model_cache import ModelCache, View, shared_cache
 from engine.errors import UserError
 from engine.models import cached_tokenizer, default_model_ref, resolve
 from engine.numbers import whole

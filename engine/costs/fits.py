@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from engine.costs.activations import trace_step
 from engine.costs.arch import Arch, load_arch
-from engine.costs.estimate import METHODS, PRECISION_LABELS, CostSettings
+from engine.costs.calculator import METHODS, PRECISION_LABELS, CostSettings
 from engine.costs.gpus import PRESETS, GpuPreset
 from engine.costs.memory import estimate_memory, layer_matrix_weights
 from engine.costs.params import ParamReport, count_params

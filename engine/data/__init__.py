@@ -9,8 +9,25 @@ from __future__ import annotations
 
 import importlib
 
-_FACE = {'CorpusConfig': 'corpus', 'prepare': 'corpus', 'load_corpus': 'corpus'}
-__all__ = sorted(_FACE)
+# name -> the submodule that defines it. A name never equals a submodule's name: once that
+# submodule is imported, the package attribute would be the module, not the name.
+_FACE = {
+    'BUNDLED_SOURCES': 'corpus',
+    'CorpusConfig': 'corpus',
+    'MAX_UPLOAD_MB': 'uploads',
+    'SUPPORTED': 'uploads',
+    'config_for': 'corpus',
+    'describe_upload': 'uploads',
+    'limits_text': 'uploads',
+    'list_corpora': 'store',
+    'load_corpus': 'corpus',
+    'load_hub': 'corpus',
+    'prepare': 'corpus',
+    'split_words': 'shredded',
+    'tokenize_corpus': 'corpus',
+}
+_MODULES = ('stats', 'store')  # submodules callers use as a namespace (`from engine.data import X`)
+__all__ = sorted(_FACE) + list(_MODULES)
 
 
 def __getattr__(name: str):

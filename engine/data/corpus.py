@@ -113,7 +113,7 @@ def _load_corpus_cached(_key: str, cfg: CorpusConfig):
         frame = frame[frame["source"] == source][["text", "label"]].reset_index(drop=True)
         ds = Dataset.from_pandas(frame, preserve_index=False)
     elif cfg.source == "hub":
-        return _split(_load_hub(cfg), cfg)
+        return _split(load_hub(cfg), cfg)
     elif source == "stored":
         from engine.data import store
 
@@ -128,7 +128,7 @@ def _load_corpus_cached(_key: str, cfg: CorpusConfig):
     return _split(DatasetDict({"train": ds}), cfg)
 
 
-def _load_hub(cfg: CorpusConfig):
+def load_hub(cfg: CorpusConfig):
     from datasets import DatasetDict, load_dataset
 
     name = cfg.hub_id.strip()

@@ -9,8 +9,31 @@ from __future__ import annotations
 
 import importlib
 
-_FACE = {name: 'jobs' for name in ('submit', 'status', 'cancel', 'resume', 'list_runs')} | {'RunQueue': 'queue'}
-__all__ = sorted(_FACE)
+# name -> the submodule that defines it. A name never equals a submodule's name: once that
+# submodule is imported, the package attribute would be the module, not the name.
+_FACE = {
+    'DuplicateSubmission': 'jobs',
+    'RunQueue': 'queue',
+    'browser_secret': 'owners',
+    'cancel': 'jobs',
+    'describe': 'eta',
+    'estimate': 'eta',
+    'finished_runs': 'experiments',
+    'list_experiments': 'experiments',
+    'list_runs': 'jobs',
+    'new_owner_token': 'owners',
+    'owner_key': 'owners',
+    'payoff_report': 'experiments',
+    'registry': 'jobs',
+    'resolve_classifier': 'experiments',
+    'resolve_start': 'experiments',
+    'resume': 'jobs',
+    'start_payoff': 'experiments',
+    'status': 'jobs',
+    'submit': 'jobs',
+}
+_MODULES = ('export', 'jobs')  # submodules callers use as a namespace (`from engine.runs import X`)
+__all__ = sorted(_FACE) + list(_MODULES)
 
 
 def __getattr__(name: str):

@@ -54,7 +54,7 @@ def _precision(cfg, device: str) -> str:
 @lru_cache(maxsize=64)  # a cost-model trace per setting; the form asks again on every change
 def flops_per_token(model: str, method: str, batch: int, seq: int, device: str, precision: str) -> float | None:
     """The cost model's training FLOPs per token for these settings (None when it cannot tell)."""
-    from engine.costs.estimate import CostSettings, estimate
+    from engine.costs.calculator import CostSettings, estimate
 
     try:
         est = estimate(CostSettings(model=model, method=method, batch_size=batch, seq_len=seq,

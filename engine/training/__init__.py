@@ -9,9 +9,24 @@ from __future__ import annotations
 
 import importlib
 
-_FACE = {'TrainConfig': 'config', 'train': 'loop', 'check_runnable': 'preflight',
-         'ClassifyConfig': 'classify.config', 'train_classifier': 'classify.loop'}
-__all__ = sorted(_FACE)
+# name -> the submodule that defines it. A name never equals a submodule's name: once that
+# submodule is imported, the package attribute would be the module, not the name.
+_FACE = {
+    'COMPILE_MODES': 'config',
+    'ClassifyConfig': 'classify.config',
+    'NAME_MAX': 'config',
+    'NOTES_MAX': 'config',
+    'PRECISIONS': 'config',
+    'TrainConfig': 'config',
+    'check_runnable': 'preflight',
+    'default_batch_size': 'config',
+    'default_lora_targets': 'preflight',
+    'default_lr': 'config',
+    'train': 'loop',
+    'train_classifier': 'classify.loop',
+}
+_MODULES = ('lora',)  # submodules callers use as a namespace (`from engine.training import X`)
+__all__ = sorted(_FACE) + list(_MODULES)
 
 
 def __getattr__(name: str):

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import importlib
 
+# name -> the submodule that defines it. A name never equals a submodule's name: once that
+# submodule is imported, the package attribute would be the module, not the name.
 _FACE = {
-    "ClassifyConfig": "config", "LEARNING_RATE_GUIDANCE": "config", "DEFAULT_LR": "config",
-    "train_classifier": "loop", "classify_texts": "infer", "TEXTBOOK_SENTENCES": "infer",
-    "MAX_TEXTS": "infer", "preflight": "infer",
+    'ClassifyConfig': 'config',
+    'DEFAULT_LR': 'config',
+    'LEARNING_RATE_GUIDANCE': 'config',
+    'MAX_TEXTS': 'infer',
+    'TEXTBOOK_LR': 'config',
+    'TEXTBOOK_SENTENCES': 'infer',
+    'build_classifier': 'model',
+    'check_texts': 'infer',
+    'classify_texts': 'infer',
+    'lora_note': 'report',
+    'preflight': 'infer',
+    'train_classifier': 'loop',
+    'wrap_lora': 'model',
 }
-__all__ = sorted(_FACE)
+_MODULES = ()  # submodules callers use as a namespace (`from engine.training.classify import X`)
+__all__ = sorted(_FACE) + list(_MODULES)
 
 
 def __getattr__(name: str):
