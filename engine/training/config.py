@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 from engine.numbers import check_chunk_size
+from engine.training.pinned import MAX_PROMPTS, check_prompts, split_prompts
 from engine.validation import SEED_MAX, check, quote, type_name
 
 METHODS = ("full", "lora")
@@ -89,6 +90,9 @@ class TrainConfig:
     compile: str = setting("off", "compile the training step: off | on (torch.compile) | cudagraphs (also CUDA "
                                   "graphs; GPU only); pays off on long GPU runs (docs/gpu.md)", choices=COMPILE_MODES)
     seed: int = setting(42, "seed of the data order, the masks and the LoRA init", minimum=0, maximum=SEED_MAX)
+    pinned_prompts: list[str] = setting(list, f"up to {MAX_PROMPTS} fill-mask prompts, one per line, each with one "
+                                              "[MASK]: their top-3 guesses are recorded at every evaluation",
+                                        parse=check_prompts)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +121,7 @@ class TrainConfig:
         self.corpus = _corpus(self.corpus)
         if isinstance(self.lora_targets, str):
             self.lora_targets = [t.strip() for t in self.lora_targets.split(",") if t.strip()]
+        self.pinned_prompts = split_prompts(self.pinned_prompts)
         for f in fields(self):
             setattr(self, f.name, _checked(f, getattr(self, f.name), self.method))
         if self.learning_rate >= 1:
