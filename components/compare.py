@@ -13,8 +13,9 @@ import pandas as pd
 
 from components.common import user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
+from components.probe_payoff import payoff_frame, verdict_markdown
 from engine.compare import side_by_side as cmp
-from engine.compare.downstream import ProbeConfig, downstream_check
+from engine.compare.downstream import ProbeConfig, downstream_with_payoffs
 from engine.compare.fill_mask import MAX_TOP_K, PRESETS, fill_mask, normalize, result_rows
 from engine.compare.model_cache import View, human_bytes, shared_cache
 from engine.errors import UserError
@@ -131,8 +132,8 @@ def run_downstream(models: list[str], ref: str, n_reviews: float, n_seeds: float
     progress(0.1, desc="Encoding reviews with each model")
     cfg = ProbeConfig(n_reviews=whole(n_reviews, "Number of reviews"),
                       seeds=tuple(range(whole(n_seeds, "Number of seeds"))))
-    frame = downstream_check(list(models or []), ref, cfg)
-    return frame, downstream_figure(frame)
+    frame, payoffs = downstream_with_payoffs(list(models or []), ref, cfg)
+    return frame, downstream_figure(frame), payoff_frame(payoffs), verdict_markdown(payoffs)
 
 
 def refresh_choices(current: list[str] | None):
@@ -215,6 +216,8 @@ def render(demo: gr.Blocks) -> None:
         ds_btn = gr.Button("Run downstream check")
         ds_df = gr.Dataframe(label="Accuracy per model", interactive=False)
         ds_plot = gr.Plot(label="Accuracy")
+        ds_verdict = gr.Markdown(elem_id="downstream-verdict")
+        ds_payoff = gr.Dataframe(label="Each run against the base, paired by seed (points)", interactive=False)
 
     preset.change(lambda p: p or gr.update(), preset, text, api_visibility="private")
     load_btn.click(load_model, [model_ref, text], [info_md, info_df, tokens_df], api_name="model_info")
@@ -226,6 +229,7 @@ def render(demo: gr.Blocks) -> None:
     prompts_btn.click(run_prompts, [models, prompts, model_ref], [prompts_df, prompts_csv], api_name="compare_prompts")
     ppl_btn.click(run_perplexity, [models, model_ref, max_rows], [ppl_df, ppl_plot, ppl_note],
                   api_name="compare_perplexity")
-    ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds], [ds_df, ds_plot], api_name="downstream_check")
+    ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds], [ds_df, ds_plot, ds_payoff, ds_verdict],
+                 api_name="downstream_check")
     demo.load(panel_on_load, [model_ref, text], [info_md, info_df, tokens_df], api_visibility="private")
     demo.load(on_load, [model_ref, top_k], [models, text, *cmp_outputs], api_visibility="private")
