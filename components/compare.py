@@ -11,6 +11,7 @@ import tempfile
 import gradio as gr
 import pandas as pd
 
+from components import word_recall
 from components.common import user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
 from components.probe_payoff import payoff_frame, verdict_markdown
@@ -209,6 +210,7 @@ def render(demo: gr.Blocks) -> None:
         ppl_note = gr.Markdown()
         ppl_df = gr.Dataframe(label="Perplexity per model", interactive=False)
         ppl_plot = gr.Plot(label="Perplexity")
+    word_recall.render(models, model_ref)
     with gr.Accordion("Downstream check: sentiment on frozen features", open=False):
         with gr.Row():
             n_reviews = gr.Slider(40, 2000, value=400, step=20, label="Labelled IMDb reviews")

@@ -59,3 +59,14 @@ def test_no_shredded_words_says_so(tiny_model_dir, small_corpus, monkeypatch):
 def test_bad_settings_are_refused():
     with pytest.raises(UserError, match="Max occurrences"):
         wr.RecallConfig(max_occurrences=0).validated()
+
+
+def test_compare_section_scores_a_bundled_corpus(tiny_model_dir, monkeypatch):
+    from components import word_recall as section
+
+    assert section.corpus_config("imdb", 200).source == "imdb"
+    assert ("imdb" in {cid for _, cid in section.corpus_choices()})
+    monkeypatch.setattr(section, "word_recall", lambda names, corpus, ref, cfg: wr.word_recall(
+        names, corpus, ref, cfg, cache=ModelCache(1)))
+    frame, note = section.run_recall.__wrapped__([BASE], tiny_model_dir, "imdb", 1000, 50, 20)
+    assert frame.iloc[0]["occurrences"] <= 20 and "Words scored" in note and "worst piece" in note
