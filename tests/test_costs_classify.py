@@ -74,3 +74,17 @@ def test_cli_estimates_a_classifier(capsys):
     assert main(["--task", "classify", "--num-labels", "2", "--targets", "query,value", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"task": "classify"' in out and f'"trainable": {TEXTBOOK_LORA_ONLY + 768 * 768 + 768 + 1538}' in out
+
+
+def test_costs_tab_form_estimates_a_classifier_and_says_how_the_head_adds():
+    from dataclasses import fields
+
+    from components.costs import EstimateRequest, head_line, run_estimate, summary_md
+    from tests.test_costs_app import GOOD
+
+    assert fields(EstimateRequest)[-1].name == "task"
+    e = run_estimate.__wrapped__(**{**GOOD, "task": "classify"})
+    assert e["settings"]["task"] == "classify"
+    assert f"{TEXTBOOK_LORA_ONLY:,} LoRA parameters plus {768 * 768 + 768 + 1538:,}" in head_line(e)
+    assert head_line(e) in summary_md(e)
+    assert "Sequence classification" not in summary_md(run_estimate.__wrapped__(**GOOD))
