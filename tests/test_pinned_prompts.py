@@ -63,3 +63,23 @@ def test_timeline_view_from_hand_written_rows():
 def test_timeline_says_when_the_head_started_untrained():
     assert UNTRAINED in timeline_markdown([_row(0, [("##q", 0.0001)], head_trained=False)])
     assert timeline_markdown([{"kind": "eval", "step": 0}]) == EMPTY
+
+
+def test_train_tab_poll_shows_the_timeline_and_the_form_round_trips(tmp_path, monkeypatch):
+    from components import training_view
+    from components.training_form import config_from_values, values_from_config
+    from engine.runs import jobs
+    from tests.test_train_tab import fake_run
+
+    reg = jobs.Jobs(tmp_path / "runs", supervise=False, preflight=False)
+    monkeypatch.setattr(jobs, "registry", lambda: reg)
+    run_id = fake_run(reg, state="completed")
+    view = training_view.poll(training_view.attach(run_id, "someone"), "step", force=True).view
+    RunFolder(reg.root / run_id).append_metric(_row(1, [("film", 0.5)]))
+    assert "| 1 | film (0.50) |" in training_view.poll(view, "step").prompts
+
+    cfg = TrainConfig(pinned_prompts=["A [MASK] film.", "So <mask>."])
+    (text,) = values_from_config(["pinned_prompts"], cfg.to_dict())
+    assert text == "A [MASK] film.\nSo <mask>."
+    names = ["corpus_source", "hub_id", "text_column", "max_docs", "pinned_prompts"]
+    assert config_from_values(names, ["imdb", "", "text", 0, text]).pinned_prompts == cfg.pinned_prompts
