@@ -176,7 +176,7 @@ def estimate(settings: CostSettings) -> dict:
     check_seq(arch, s.seq_len)
     gpu = s.gpu_preset()
     calibration = None
-    if s.calibration_run:
+    if s.calibration_run and s.task == "mlm":  # the runs it reads are MLM runs: another step than a classifier's
         calibration = calibrate(s.calibration_run, s, gpu, lambda run_s: _one_side(run_s, gpu))
     utilisation, source = s.utilisation, "typed"
     if utilisation is None and calibration and calibration.get("utilisation_applies"):
@@ -272,12 +272,14 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
 
 def task_notes(s: CostSettings) -> list[str]:
     if s.task == "classify":
+        skipped = ["Calibration skipped: the calibration runs are MLM runs, a different step."] \
+            if s.calibration_run else []
         return [f"Sequence classification ({s.num_labels} labels): no MLM head and no vocabulary projection; the "
                 "[CLS] row goes through the pooler (DistilBERT: pre_classifier) and the classifier, and the loss "
                 "is over the labels. Activations assume every sequence is padded to the maximum length.",
                 "LoRA trains the classifier head in full next to the adapters (peft SEQ_CLS, modules_to_save "
                 f"{s.modules_to_save or 'as the Classify runs: pooler/pre_classifier + classifier'}): its "
-                "weights add to the LoRA-only count."]
+                "weights add to the LoRA-only count.", *skipped]
     return ["The MLM head sees "
             + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions.")]
 
