@@ -12,15 +12,16 @@ import tempfile
 import gradio as gr
 import pandas as pd
 
-from components import corpus_picker
+from components import corpus_picker, word_recall
 from components.common import user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
+from components.probe_payoff import payoff_frame, verdict_markdown
 from engine.compare import (
     MAX_TOP_K,
     PRESETS,
     ProbeConfig,
     View,
-    downstream_check,
+    downstream_with_payoffs,
     fill_mask,
     human_bytes,
     normalize,
@@ -150,8 +151,8 @@ def run_downstream(models: list[str], ref: str, n_reviews: float, n_seeds: float
     progress(0.1, desc="Encoding the labelled texts with each model")
     cfg = ProbeConfig(n_reviews=whole(n_reviews, "Number of reviews"),
                       seeds=tuple(range(whole(n_seeds, "Number of seeds"))), source=corpus_id or "imdb")
-    frame = downstream_check(list(models or []), ref, cfg)
-    return frame, downstream_figure(frame)
+    frame, payoffs = downstream_with_payoffs(list(models or []), ref, cfg)
+    return frame, downstream_figure(frame), payoff_frame(payoffs), verdict_markdown(payoffs)
 
 
 def refresh_choices(current: list[str] | None):
@@ -230,6 +231,7 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
         ppl_note = gr.Markdown()
         ppl_df = gr.Dataframe(label="Perplexity per model", interactive=False)
         ppl_plot = gr.Plot(label="Perplexity")
+    word_recall.render(models, model_ref)
     with gr.Accordion("Downstream check: a corpus's labels from frozen features", open=False):
         ds_corpus = corpus_picker.render("Labelled corpus (its label column)", elem_id="compare-ds-corpus")
         with gr.Row():
@@ -238,6 +240,8 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
         ds_btn = gr.Button("Run downstream check")
         ds_df = gr.Dataframe(label="Accuracy per model", interactive=False)
         ds_plot = gr.Plot(label="Accuracy")
+        ds_verdict = gr.Markdown(elem_id="downstream-verdict")
+        ds_payoff = gr.Dataframe(label="Each run against the base, paired by seed (points)", interactive=False)
 
     preset.change(lambda p: p or gr.update(), preset, text, api_visibility="private")
     load_btn.click(load_model, [model_ref, text], [info_md, info_df, tokens_df], api_name="model_info")
@@ -250,8 +254,8 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
                       api_name="compare_prompts")
     ppl_btn.click(run_perplexity, [models, model_ref, max_rows, ppl_corpus], [ppl_df, ppl_plot, ppl_note],
                   api_name="compare_perplexity")
-    ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds, ds_corpus], [ds_df, ds_plot],
-                 api_name="downstream_check")
+    ds_btn.click(run_downstream, [models, model_ref, n_reviews, n_seeds, ds_corpus],
+                 [ds_df, ds_plot, ds_payoff, ds_verdict], api_name="downstream_check")
     if tab is not None:  # runs finished since the page loaded appear without pressing Refresh
         tab.select(refresh_choices, models, models, api_visibility="private")
     demo.load(panel_on_load, [model_ref, text], [info_md, info_df, tokens_df], api_visibility="private")

@@ -9,7 +9,7 @@ Public API (gradio_client), `/estimate`:
     client.predict(model, lora_r, lora_alpha, lora_dropout, targets, modules_to_save,
                    batch_size, seq_len, precision, optimizer, grad_checkpointing, head,
                    mlm_probability, gpu, gpu_memory_gib, tflops_16bit, tflops_fp32,
-                   price_per_hour, corpus_tokens, epochs, utilisation, calibration_run,
+                   price_per_hour, corpus_tokens, epochs, utilisation, calibration_run, task,
                    api_name="/estimate")
   Inputs: model ("bert-base-uncased", "distilbert-base-uncased", "bert-large-uncased",
     "roberta-base", "roberta-large", "bundled", a local folder, or a Hub id when online:
@@ -24,7 +24,8 @@ Public API (gradio_client), `/estimate`:
     tflops_fp32, price_per_hour (text; "" keeps the preset's figure); corpus_tokens
     (tokens per epoch, text, commas allowed; "0" = no time or money); epochs;
     utilisation ("" = default 0.35 or the calibration run's); calibration_run ("" or a
-    finished run id).
+    finished run id); task ("mlm" (default) | "classify": a 2-label sequence classifier,
+    its pooler and classifier trained in full next to LoRA).
   Output (JSON): {"model", "settings", "gpu", "selected", "full": side, "lora": side,
     "reduction": {"per_shape": [...], "lora_params", "targeted_weights",
     "percent_of_targeted", "text"}, "calibration": null | {...}, "notes": [str]}
@@ -78,6 +79,7 @@ from engine.numbers import GIB, MIB, number, whole
 
 DEFAULT_MODEL = "bert-base-uncased"
 CUSTOM = "custom (type below)"
+TASK_CHOICES = [("Domain adaptation (masked LM)", "mlm"), ("Sequence classification (2 labels)", "classify")]
 
 
 # ---------------------------------------------------------------- handlers
@@ -111,6 +113,7 @@ class EstimateRequest:
     epochs: Any
     utilisation: Any
     calibration_run: Any
+    task: Any = "mlm"  # last, so that callers of /estimate by position keep working
 
     def settings(self) -> CostSettings:
         """The engine's settings (CostSettings validates them; an empty number box is refused here)."""
@@ -125,6 +128,7 @@ class EstimateRequest:
             gpu_tflops_fp32=self.tflops_fp32, gpu_price_per_hour=self.price_per_hour,
             corpus_tokens=self.corpus_tokens or 0, epochs=_given(self.epochs, "Epochs"),
             utilisation=self.utilisation or None, calibration_run=self.calibration_run or "",
+            task=self.task or "mlm",
         )
 
 
@@ -185,8 +189,18 @@ def summary_md(e: dict) -> str:
         )
     else:
         lines.append("Type the corpus tokens per epoch (or count the bundled corpus) to see time and money.")
+    if e["settings"].get("task") == "classify":
+        lines.append(head_line(e))
     lines += [note for side in ("full", "lora") if (note := _gradients_note(side, e[side]["memory"]))]
     return "\n\n".join(lines)
+
+
+def head_line(e: dict) -> str:
+    """How the classifier head adds to the LoRA-only count (the textbook's 294,912 for BERT-base r=8 q,v)."""
+    only, trainable = e["reduction"]["lora_params"], e["lora"]["params"]["trainable"]
+    return (f"Sequence classification: {only:,} LoRA parameters plus {trainable - only:,} in the classifier head "
+            f"(pooler and classifier, trained in full) = {trainable:,} trainable; no MLM head or vocabulary "
+            "projection, so the logits are a few bytes per sequence.")
 
 
 def _gradients_note(side: str, memory: dict) -> str:
@@ -364,6 +378,9 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
                 list(ARCH_CHOICES), value=DEFAULT_MODEL, allow_custom_value=True,
                 label="Architecture: bundled config, 'bundled' MiniLM, a folder or a Hub id", elem_id="costs-model")
             model_md = gr.Markdown()
+            form["task"] = gr.Radio(TASK_CHOICES, value="mlm", label="Task", elem_id="costs-task",
+                                    info="a classifier has no MLM head: a [CLS] pooler and classifier instead, "
+                                         "trained in full next to LoRA")
             with gr.Row():
                 form["lora_r"] = gr.Number(8, precision=0, label="LoRA rank r", elem_id="costs-r")
                 form["lora_alpha"] = gr.Number(16, label="LoRA alpha")

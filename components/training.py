@@ -18,7 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import run_table, training_api
+from components import pinned_prompts, run_table, training_api
 from components.common import user_errors
 from components.forms import Form
 from components.run_plots import progress_html
@@ -117,6 +117,7 @@ def render(demo: gr.Blocks) -> None:
             with gr.Row():
                 panel["lr_plot"] = gr.Plot(label="Learning rate", elem_id="train-lr-plot")
                 panel["tps_plot"] = gr.Plot(label="Tokens per second", elem_id="train-tps-plot")
+            panel["prompts"] = pinned_prompts.render()
             panel["log"] = gr.Textbox(label="Worker log (last lines)", lines=10, max_lines=20, interactive=False,
                                       autoscroll=True, elem_id="train-log")
             with gr.Accordion("Take the model home", open=False):

@@ -16,7 +16,16 @@ from components.forms import Form
 from engine.data import CorpusConfig, config_for, store
 from engine.models import default_model_ref
 from engine.numbers import optional_whole
-from engine.training import COMPILE_MODES, NAME_MAX, NOTES_MAX, PRECISIONS, TrainConfig, default_batch_size, default_lr
+from engine.training import (
+    COMPILE_MODES,
+    MAX_PROMPTS,
+    NAME_MAX,
+    NOTES_MAX,
+    PRECISIONS,
+    TrainConfig,
+    default_batch_size,
+    default_lr,
+)
 
 HUB = [("A Hugging Face Hub dataset", "hub")]  # the stored corpora come first (components/corpus_picker.py)
 CORPUS_WIDGETS = ("corpus_source", "hub_id", "text_column", "max_docs")
@@ -101,6 +110,11 @@ def build_form(on_gpu: bool) -> TrainForm:
                                     info="GPU: torch.compile (+ CUDA graphs) runs 1.1-2.8x faster after 20-45 s "
                                          "of compiling (docs/gpu.md); off suits short or CPU runs")
             w["seed"] = gr.Number(d.seed, label="Seed", precision=0)
+    with gr.Accordion("Pinned prompts", open=False):
+        w["pinned_prompts"] = gr.Textbox("", lines=3, label=f"Up to {MAX_PROMPTS} prompts, one per line, "
+                                                            "one [MASK] each",
+                                         placeholder="The film was [MASK].", elem_id="train-pinned",
+                                         info="their top-3 guesses are recorded at each evaluation")
     w["corpus_source"].change(lambda s: gr.Row(visible=s == "hub"), w["corpus_source"], hub_row,
                               api_visibility="private", queue=False)
     return form
@@ -152,6 +166,7 @@ def values_from_config(names: list[str], config: dict) -> list:
         flat.update(corpus_source=source, hub_id=corpus.get("hub_id", ""),
                     text_column=corpus.get("text_column", "text"), max_docs=corpus.get("max_docs", 0))
     flat["lora_targets"] = ",".join(config.get("lora_targets") or [])
+    flat["pinned_prompts"] = "\n".join(config.get("pinned_prompts") or [])
     return [flat[n] if n in flat else gr.skip() for n in names]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from components.pinned_prompts import timeline_markdown
 from components.run_plots import figures, progress_html
 from components.run_table import history_frame
 from engine.errors import UserError
@@ -48,6 +49,7 @@ class RunPanel:
     cancel: Any = _skip()
     resume: Any = _skip()
     history: Any = _skip()
+    prompts: Any = _skip()  # components/pinned_prompts.py
 
 
 def empty_view() -> dict:
@@ -163,6 +165,8 @@ def _plots(rows: list[dict], x: str, kinds: set[str]) -> dict:
     every = "reset" in kinds
     train, evals = every or "train" in kinds, every or "eval" in kinds
     charts = {"loss_plot": loss, "lr_plot": lr, "tps_plot": tps} if train else {}
+    if every or "prompts" in kinds:
+        charts["prompts"] = timeline_markdown(rows)
     return {**charts, "ppl_plot": ppl} if evals else charts
 
 
@@ -171,7 +175,8 @@ def blank(view: dict, message: str = "") -> RunPanel:
     loss, ppl, lr, tps = figures([])
     return RunPanel(view=view, run_md=f"**{message}**" if message else NO_RUN, progress=progress_html({}),
                     loss_plot=loss, ppl_plot=ppl, lr_plot=lr, tps_plot=tps, log="",
-                    cancel=gr.Button(interactive=False), resume=gr.Button(interactive=False), history=history())
+                    cancel=gr.Button(interactive=False), resume=gr.Button(interactive=False), history=history(),
+                    prompts=timeline_markdown([]))
 
 
 def history():

@@ -118,6 +118,6 @@ def test_perplexity_table(client, app_runs, tiny_model_dir):
 
 
 def test_downstream_check_on_a_small_slice(client, tiny_model_dir):
-    frame, _plot = client.predict(["base"], tiny_model_dir, 40, 2, api_name="/downstream_check")
+    frame, _plot, _payoff, _verdict = client.predict(["base"], tiny_model_dir, 40, 2, api_name="/downstream_check")
     row = _rows(frame)[0]
     assert 0.0 <= row["accuracy_mean"] <= 1.0 and len(str(row["accuracies"]).split(", ")) == 2

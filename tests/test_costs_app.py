@@ -9,7 +9,7 @@ GOOD = dict(model="bert-base-uncased", lora_r=8, lora_alpha=16, lora_dropout=0.0
             modules_to_save="", batch_size=32, seq_len=128, precision="fp16", optimizer="adamw",
             grad_checkpointing=False, head="masked", mlm_probability=0.15, gpu="NVIDIA A100 (40 GB)",
             gpu_memory_gib="", tflops_16bit="", tflops_fp32="", price_per_hour="", corpus_tokens="1,280,000",
-            epochs=3, utilisation="", calibration_run="")
+            epochs=3, utilisation="", calibration_run="", task="mlm")
 
 
 def call(client, **changes):

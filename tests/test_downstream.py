@@ -51,3 +51,32 @@ def test_downstream_check_runs_on_a_small_slice(tiny_model_dir):
 def test_bad_probe_settings(cfg, message):
     with pytest.raises(UserError, match=message):
         downstream_check([BASE], "bundled", cfg, cache=ModelCache(1))
+
+
+def test_each_run_is_paired_with_the_base_seed_by_seed(tiny_model_dir, tiny_distilbert_dir, monkeypatch):
+    from components.probe_payoff import payoff_frame, verdict_markdown
+    from engine.compare import side_by_side
+    from engine.compare.downstream import downstream_with_payoffs
+
+    run = side_by_side.Spec("run-1", "run-1 (full)", tiny_distilbert_dir)
+    monkeypatch.setattr(side_by_side, "model_specs", lambda names, ref: [run])  # a run, the base not chosen
+    frame, payoffs = downstream_with_payoffs(["run-1"], tiny_model_dir, ProbeConfig(n_reviews=40, seeds=(0, 1, 2)),
+                                             cache=ModelCache(2))
+    assert list(frame["model"]) == [f"base: {tiny_model_dir}", "run-1 (full)"]  # the base scored anyway
+    (p,) = payoffs
+    base_acc = [float(a) * 100 for a in frame.iloc[0]["accuracies"].split(", ")]
+    run_acc = [float(a) * 100 for a in frame.iloc[1]["accuracies"].split(", ")]
+    assert p["n_seeds"] == 3 and p["difference"] == pytest.approx(np.mean(run_acc) - np.mean(base_acc), abs=0.01)
+    assert p["low"] <= p["difference"] <= p["high"]
+    table = payoff_frame(payoffs)
+    assert table.iloc[0]["verdict"] == p["verdict"] and table.iloc[0]["95% interval"].startswith("[")
+    assert "run-1 (full)" in verdict_markdown(payoffs) and "3 seeds" in verdict_markdown(payoffs)
+
+
+def test_base_only_check_has_no_comparison(tiny_model_dir):
+    from components.probe_payoff import verdict_markdown
+    from engine.compare.downstream import downstream_with_payoffs
+
+    frame, payoffs = downstream_with_payoffs([BASE], tiny_model_dir, ProbeConfig(n_reviews=40, seeds=(0,)),
+                                             cache=ModelCache(1))
+    assert len(frame) == 1 and payoffs == [] and "Pick one or more" in verdict_markdown(payoffs)

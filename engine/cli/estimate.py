@@ -22,6 +22,10 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bert-base-uncased",
                    help=f"{', '.join(ARCH_CHOICES)}, a model folder, or a Hub id (online; config only)")
+    p.add_argument("--task", choices=("mlm", "classify"), default="mlm",
+                   help="mlm (domain adaptation) or classify (sequence classification: pooler + classifier, "
+                        "LoRA with the head trained in full)")
+    p.add_argument("--num-labels", default="2", help="labels of the classifier (--task classify)")
     p.add_argument("--method", choices=("full", "lora"), default="lora", help="the side listed first")
     p.add_argument("--r", type=str, default="8", help="LoRA rank")
     p.add_argument("--alpha", type=str, default="16")
@@ -56,7 +60,8 @@ def main(argv: list[str]) -> int:
 
     a = parser().parse_args(argv)
     settings = CostSettings(
-        model=a.model, method=a.method, lora_r=a.r, lora_alpha=a.alpha, lora_dropout=a.dropout,
+        model=a.model, task=a.task, num_labels=a.num_labels, method=a.method, lora_r=a.r, lora_alpha=a.alpha,
+        lora_dropout=a.dropout,
         lora_targets=a.targets, modules_to_save=a.modules_to_save, batch_size=a.batch, seq_len=a.seq,
         precision=a.precision, optimizer=a.optimizer, grad_checkpointing=a.grad_checkpointing, head=a.head,
         mlm_probability=a.mlm_probability, gpu=a.gpu, gpu_memory_gib=a.gpu_memory, gpu_tflops_16bit=a.tflops,

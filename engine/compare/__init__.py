@@ -21,8 +21,10 @@ _FACE = {
     'ModelCache': 'model_cache',
     'PRESETS': 'predictions',
     'ProbeConfig': 'downstream',
+    'RecallConfig': 'recall',
     'View': 'model_cache',
     'downstream_check': 'downstream',
+    'downstream_with_payoffs': 'downstream',
     'fill_mask': 'predictions',
     'human_bytes': 'model_cache',
     'normalize': 'predictions',
@@ -31,6 +33,7 @@ _FACE = {
     'plan_payoff': 'payoff',
     'result_rows': 'predictions',
     'shared_cache': 'model_cache',
+    'word_recall': 'recall',
 }
 _MODULES = ('side_by_side',)  # submodules callers use as a namespace (`from engine.compare import X`)
 __all__ = sorted(_FACE) + list(_MODULES)

@@ -91,30 +91,50 @@ def probe_accuracies(features: np.ndarray, labels: np.ndarray, seeds, test_fract
     return scores
 
 
+def _probe_row(label: str, acc: list[float], n: int, n_test: int) -> dict:
+    return {
+        "model": label,
+        "accuracy_mean": round(float(np.mean(acc)), 4),
+        "accuracy_std": round(float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, 4),
+        "accuracies": ", ".join(f"{a:.3f}" for a in acc),
+        "n_train": n - n_test,
+        "n_test": n_test,
+    }
+
+
+def _seed_accuracies(specs, cfg: ProbeConfig, cache) -> tuple[list[list[float]], int]:
+    """Per spec, the probe's accuracy on each seed (same reviews, same splits); and the pool size."""
+    texts, labels = labelled_reviews(cfg)
+    features = cache.run_each(specs, lambda model, tok: mean_pooled(model, tok, texts, cfg.max_length, cfg.batch_size))
+    return [probe_accuracies(f, labels, cfg.seeds, cfg.test_fraction) for f in features], len(labels)
+
+
 def downstream_check(names: list[str] | None, base_ref: str | None = None, cfg: ProbeConfig | None = None,
                      cache=None) -> pd.DataFrame:
     """Accuracy mean and spread per chosen model, on the same reviews and the same splits."""
+    return downstream_with_payoffs(names, base_ref, cfg, cache, with_base=False)[0]
+
+
+def downstream_with_payoffs(names: list[str] | None, base_ref: str | None = None, cfg: ProbeConfig | None = None,
+                            cache=None, with_base: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """downstream_check's table, and for each chosen run its paired comparison with the base
+    (engine.compare.payoff: mean ± std, the difference with its 95% t-interval, a verdict).
+    The base is scored too when not chosen (with_base), since every comparison needs it."""
     from engine.compare.model_cache import shared_cache
-    from engine.compare.side_by_side import model_specs
+    from engine.compare.payoff import paired_payoff
+    from engine.compare.side_by_side import BASE, base_spec, model_specs
 
     cfg = (cfg or ProbeConfig()).validated()
     specs = model_specs(names, base_ref)
-    texts, labels = labelled_reviews(cfg)
-    n_test = math.ceil(len(labels) * cfg.test_fraction)  # how train_test_split rounds
-    cache = cache or shared_cache()
-    rows = []
-    features = cache.run_each(specs, lambda model, tok: mean_pooled(model, tok, texts, cfg.max_length, cfg.batch_size))
-    for spec, feats in zip(specs, features):
-        acc = probe_accuracies(feats, labels, cfg.seeds, cfg.test_fraction)
-        rows.append({
-            "model": spec.label,
-            "accuracy_mean": round(float(np.mean(acc)), 4),
-            "accuracy_std": round(float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0, 4),
-            "accuracies": ", ".join(f"{a:.3f}" for a in acc),
-            "n_train": len(labels) - n_test,
-            "n_test": n_test,
-        })
-    return pd.DataFrame(rows)
+    if with_base and all(s.name != BASE for s in specs):
+        specs = [base_spec(base_ref), *specs]
+    accs, n = _seed_accuracies(specs, cfg, cache or shared_cache())
+    n_test = math.ceil(n * cfg.test_fraction)  # how train_test_split rounds
+    frame = pd.DataFrame([_probe_row(s.label, a, n, n_test) for s, a in zip(specs, accs)])
+    base = next((dict(zip(cfg.seeds, a)) for s, a in zip(specs, accs) if s.name == BASE), None)
+    payoffs = [{"model": s.label, **paired_payoff(base, dict(zip(cfg.seeds, a)), ("base", "run"), "adaptation")}
+               for s, a in zip(specs, accs) if s.name != BASE and base is not None]
+    return frame, payoffs
 
 
 def downstream_payoff(adapted_ref: str, base_ref: str | None = None, cfg: ProbeConfig | None = None,

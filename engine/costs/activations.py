@@ -26,7 +26,7 @@ def trace_step(arch: Arch, params: ParamReport, shape: StepShape, lora_dropout: 
     layer = _distilbert_layer if arch.family == "distilbert" else _bert_layer
     # engine/mlm_head.py (install): our loop runs the last layer past attention on the masked
     # rows only (not under checkpointing, where the layer must re-run the same way).
-    masked_last = not shape.head_all and not shape.checkpointing
+    masked_last = not shape.head_all and not shape.checkpointing and not shape.num_labels
     for index in range(arch.layers):
         rp.segment = f"layer.{index}"
         rows = shape.head_rows if masked_last and index == arch.layers - 1 else None
@@ -36,7 +36,7 @@ def trace_step(arch: Arch, params: ParamReport, shape: StepShape, lora_dropout: 
 
         x = rp.checkpointed(run, x) if shape.checkpointing else run(x)
     rp.segment = "head"
-    _head_and_loss(rp, x)
+    (_classifier_and_loss if shape.num_labels else _head_and_loss)(rp, x)
     return rp.trace
 
 
@@ -115,3 +115,26 @@ def _head_and_loss(rp: Replay, x: Sym) -> None:
     fp32_copy = result.nbytes if logits.dtype != loss_dtype else 0
     rp.trace.forward_transient = logits.nbytes + fp32_copy
     rp.trace.backward_transient = 2 * result.nbytes if logits.grad else 0  # grad of log_softmax out and in
+
+
+CLASSIFIER = {  # the dense layer on the [CLS] row, then the projection to the labels
+    "bert": ("bert.pooler.dense", "classifier"),
+    "roberta": ("classifier.dense", "classifier.out_proj"),
+    "distilbert": ("pre_classifier", "classifier"),
+}
+
+
+def _classifier_and_loss(rp: Replay, x: Sym) -> None:
+    """*ForSequenceClassification: the [CLS] row of each sequence, a dense layer with its activation
+    (tanh for BERT/RoBERTa, ReLU for DistilBERT: each keeps one tensor of its size, as gelu does
+    here), dropout, the projection to num_labels, and cross-entropy in fp32."""
+    arch, shape = rp.arch, rp.shape
+    dense, out = CLASSIFIER[arch.family]
+    cls = Sym(shape.batch * arch.hidden, x.dtype, x.grad)  # hidden[:, 0]: a view, nothing kept
+    pooled = rp.dropout(rp.gelu(rp.linear(cls, dense, arch.hidden, arch.hidden)), arch.hidden_dropout)
+    logits = rp.linear(pooled, out, arch.hidden, shape.num_labels)
+    if logits.grad:
+        rp.save(Sym(shape.batch * shape.num_labels, "fp32", False), part="logits")  # log_softmax's output
+        rp.save(Sym(shape.batch, "int64", False))  # the labels
+    rp.trace.forward_transient = logits.nbytes
+    rp.trace.backward_transient = 2 * shape.batch * shape.num_labels * 4

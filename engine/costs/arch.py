@@ -130,14 +130,19 @@ def _config_dict(ref: str) -> dict:
 # ---------------------------------------------------------------- meta models
 
 
-def meta_model(arch: Arch):
-    """The *ForMaskedLM model with real shapes and no storage."""
+def meta_model(arch: Arch, num_labels: int = 0):
+    """The *ForMaskedLM model (or, with num_labels, the *ForSequenceClassification) with real
+    shapes and no storage."""
     import torch
-    from transformers import AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification
 
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if num_labels:
+                config = arch.config()
+                config.num_labels = num_labels
+                return AutoModelForSequenceClassification.from_config(config)
             return AutoModelForMaskedLM.from_config(arch.config())
     except ValueError as exc:
         raise UserError(f"{arch.name!r} ({arch.model_type}) is not a masked language model architecture.") from exc

@@ -26,6 +26,7 @@ from engine.validation import check, quote
 
 METHODS = ("full", "lora")
 HEADS = ("masked", "all")
+TASKS = ("mlm", "classify")  # domain adaptation (MLM head) | sequence classification (pooler + classifier)
 PRECISION_LABELS = {"fp32": "fp32", "fp16": "fp16 mixed", "bf16": "bf16 mixed", "bf16-pure": "pure bf16"}
 
 
@@ -34,6 +35,8 @@ class CostSettings:
     """Every input of the estimate; both methods are always estimated, `method` is highlighted."""
 
     model: str = "bert-base-uncased"
+    task: str = "mlm"  # mlm | classify: the classify runs' model, LoRA with its head trained in full
+    num_labels: int = 2  # classify only
     method: str = "lora"
     lora_r: int = 8
     lora_alpha: float = 16.0
@@ -69,10 +72,11 @@ class CostSettings:
         return cls(**raw).validated()
 
     def validated(self) -> CostSettings:
-        for name in ("model", "method", "precision", "optimizer", "head", "gpu", "calibration_run", "device"):
+        for name in ("model", "task", "method", "precision", "optimizer", "head", "gpu", "calibration_run", "device"):
             setattr(self, name, check(getattr(self, name), "str", name.replace("_", " ").capitalize()))
         self.grad_checkpointing = check(self.grad_checkpointing, "bool", "Gradient checkpointing")
         self.lora_r = _whole("LoRA rank r", self.lora_r, 4096)
+        self.num_labels = _whole("Number of labels", self.num_labels, 100_000)
         self.batch_size = _whole("Batch size", self.batch_size, 65_536)
         self.seq_len = check_chunk_size(_real("Sequence length", self.seq_len), label="Sequence length")
         self.grad_accum_steps = _whole("Gradient accumulation steps", self.grad_accum_steps, 1_000_000)
@@ -94,6 +98,8 @@ class CostSettings:
         self.lora_targets = _names(self.lora_targets, allow_all=True)
         self.modules_to_save = _names(self.modules_to_save)
         checks = [
+            (self.task in TASKS, f"Task must be one of {TASKS}, got {self.task!r}."),
+            (self.num_labels >= 2, f"A classifier needs at least 2 labels, got {self.num_labels}."),
             (self.method in METHODS, f"Method must be one of {METHODS}, got {self.method!r}."),
             (self.precision in PRECISIONS, f"Precision must be one of {PRECISIONS}, got {self.precision!r}."),
             (self.optimizer in OPTIMIZERS, f"Optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}."),
@@ -121,7 +127,15 @@ class CostSettings:
         return preset(self.gpu).edited(memory_gib=self.gpu_memory_gib, tflops_16bit=self.gpu_tflops_16bit,
                                        tflops_fp32=self.gpu_tflops_fp32, price_per_hour=self.gpu_price_per_hour)
 
+    @property
+    def labels(self) -> int:
+        """num_labels for a classifier, 0 for the MLM (what count_params and StepShape take)."""
+        return self.num_labels if self.task == "classify" else 0
+
     def step_shape(self) -> StepShape:
+        if self.labels:  # one [CLS] row per sequence reaches the head; every sequence is max length
+            return StepShape(self.batch_size, self.seq_len, self.batch_size, False, self.precision, self.device,
+                             self.grad_checkpointing, self.labels)
         rows = self.batch_size * self.seq_len
         masked = max(1, round(rows * self.mlm_probability))
         return StepShape(self.batch_size, self.seq_len, masked, self.head == "all", self.precision,
@@ -162,7 +176,7 @@ def estimate(settings: CostSettings) -> dict:
     check_seq(arch, s.seq_len)
     gpu = s.gpu_preset()
     calibration = None
-    if s.calibration_run:
+    if s.calibration_run and s.task == "mlm":  # the runs it reads are MLM runs: another step than a classifier's
         calibration = calibrate(s.calibration_run, s, gpu, lambda run_s: _one_side(run_s, gpu))
     utilisation, source = s.utilisation, "typed"
     if utilisation is None and calibration and calibration.get("utilisation_applies"):
@@ -192,7 +206,7 @@ def check_seq(arch: Arch, seq_len: int) -> None:
 def method_estimate(arch: Arch, s: CostSettings, method: str, gpu: GpuPreset, utilisation: float,
                     source: str) -> tuple[dict, ParamReport]:
     shape = s.step_shape()
-    params = count_params(arch, method, s.lora_spec())
+    params = count_params(arch, method, s.lora_spec(), s.labels)
     trace = trace_step(arch, params, shape, s.lora_dropout if method == "lora" else 0.0)
     memory = estimate_memory(trace, params, shape, arch.layers, s.optimizer, s.grad_accum_steps, s.device,
                              layer_matrix_weights(arch.hidden, arch.intermediate))
@@ -246,8 +260,7 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
         "GPU kernels assumed: fused scaled-dot-product attention (no seq x seq matrices kept) and "
         "1-byte dropout masks; framework overhead is a CUDA context of 512 MiB plus 5% allocator slack.",
         f"Margin: {MARGIN_REASON}.",
-        "The MLM head sees "
-        + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions."),
+        *task_notes(s),
         f"Utilisation: {utilisation_source}.",
     ]
     if arch.family == "bert" and arch.model_type != "bert":
@@ -255,6 +268,20 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
     if s.optimizer == "adamw8bit":
         out.append("8-bit AdamW needs the bitsandbytes package, which is not installed here.")
     return out
+
+
+def task_notes(s: CostSettings) -> list[str]:
+    if s.task == "classify":
+        skipped = ["Calibration skipped: the calibration runs are MLM runs, a different step."] \
+            if s.calibration_run else []
+        return [f"Sequence classification ({s.num_labels} labels): no MLM head and no vocabulary projection; the "
+                "[CLS] row goes through the pooler (DistilBERT: pre_classifier) and the classifier, and the loss "
+                "is over the labels. Activations assume every sequence is padded to the maximum length.",
+                "LoRA trains the classifier head in full next to the adapters (peft SEQ_CLS, modules_to_save "
+                f"{s.modules_to_save or 'as the Classify runs: pooler/pre_classifier + classifier'}): its "
+                "weights add to the LoRA-only count.", *skipped]
+    return ["The MLM head sees "
+            + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions.")]
 
 
 def bundled_corpus_tokens(source: str = "imdb", seq_len: int = 128) -> dict:

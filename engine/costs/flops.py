@@ -62,6 +62,8 @@ def matmul_weights_per_token(arch: Arch, shape: StepShape) -> float:
     """N in "6N": encoder Linear weights, plus the head's share of rows it sees."""
     h, i = arch.hidden, arch.intermediate
     encoder = arch.layers * (4 * h * h + 2 * h * i)
+    if shape.num_labels:  # a classifier: dense + projection on one row per sequence
+        return encoder + (h * h + h * shape.num_labels) / shape.seq
     head_rows = 1.0 if shape.head_all else shape.head_rows / (shape.batch * shape.seq)
     return encoder + head_rows * (h * h + h * arch.vocab)
 

@@ -63,18 +63,27 @@ def segment_of(param_name: str) -> str:
     return "embeddings" if ".embeddings." in param_name else "head"
 
 
-def count_params(arch: Arch, method: str, lora: LoraSpec | None = None) -> ParamReport:
-    model = meta_model(arch)
+def count_params(arch: Arch, method: str, lora: LoraSpec | None = None, num_labels: int = 0) -> ParamReport:
+    """num_labels > 0: a sequence classifier, whose LoRA run trains its head in full (peft SEQ_CLS,
+    the head as the classify runs save it: engine.training.classify.config.head_modules)."""
+    model = meta_model(arch, num_labels)
     tied = _is_tied(model)
     if method == "full":
         return _report(model, "full", tied)
     lora = lora or LoraSpec()
     shapes = linear_shapes(model)
     targets = check_lora(arch, model, shapes, lora)
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, TaskType, get_peft_model
 
+    saved = list(lora.modules_to_save)
+    task = {}
+    if num_labels:
+        from engine.training.classify.config import head_modules
+
+        saved = saved or head_modules(arch.model_type)
+        task = {"task_type": TaskType.SEQ_CLS}  # peft then also keeps "classifier"/"score" trainable
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=targets, modules_to_save=list(lora.modules_to_save) or None)
+                        target_modules=targets, modules_to_save=saved or None, **task)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         peft_model = get_peft_model(model, config)

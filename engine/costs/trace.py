@@ -37,6 +37,7 @@ class StepShape:
     precision: str = "fp32"  # fp32 | fp16 | bf16 (mixed, autocast) | bf16-pure
     device: str = "cuda"  # cuda | cpu: dropout masks and the attention kernel differ
     checkpointing: bool = False
+    num_labels: int = 0  # > 0: a sequence classifier ([CLS] pooler + classifier) instead of the MLM head
 
     @property
     def autocast(self) -> bool:

@@ -14,6 +14,7 @@ import importlib
 _FACE = {
     'COMPILE_MODES': 'config',
     'ClassifyConfig': 'classify.config',
+    'MAX_PROMPTS': 'pinned',
     'NAME_MAX': 'config',
     'NOTES_MAX': 'config',
     'PRECISIONS': 'config',

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 from engine.numbers import check_chunk_size
+from engine.training.pinned import MAX_PROMPTS, check_prompts, split_prompts
 from engine.validation import SEED_MAX, check, quote, type_name
 
 METHODS = ("full", "lora")
@@ -97,6 +98,9 @@ class TrainConfig:
                             "and time)", maximum=NAME_MAX, parse=lambda v, label: clean_text(v, NAME_MAX, True))
     notes: str = setting("", f"free notes about the run (at most {NOTES_MAX} characters)", maximum=NOTES_MAX,
                          parse=lambda v, label: clean_text(v, NOTES_MAX, False))
+    pinned_prompts: list[str] = setting(list, f"up to {MAX_PROMPTS} fill-mask prompts, one per line, each with one "
+                                              "[MASK]: their top-3 guesses are recorded at every evaluation",
+                                        parse=check_prompts)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +129,7 @@ class TrainConfig:
         self.corpus = _corpus(self.corpus)
         if isinstance(self.lora_targets, str):
             self.lora_targets = [t.strip() for t in self.lora_targets.split(",") if t.strip()]
+        self.pinned_prompts = split_prompts(self.pinned_prompts)
         for f in fields(self):
             setattr(self, f.name, _checked(f, getattr(self, f.name), self.method))
         if self.learning_rate >= 1:

@@ -35,6 +35,7 @@ from engine.training.config import TrainConfig
 from engine.training.eval_set import build_eval_set, evaluate, load_eval_set, save_eval_set
 from engine.training.log import LogWindow, peak_memory_bytes, train_row
 from engine.training.optim import build_optimizer, build_scheduler
+from engine.training.pinned import top_guesses
 
 __all__ = ["train", "evaluate", "mixed_precision"]
 
@@ -172,6 +173,7 @@ class _Run:
         model, self.tokenizer, info = _load_model(cfg, ckpt)
         self.speedups = cpu_speedups.install(model, acc.device)  # same results, less work: see the module
         self.model_type = info.model_type
+        self.head_trained = info.head_trained  # at the start: the pinned prompts' view says so
         with acc.main_process_first():  # the first process fills the tokenization cache
             train_cols, self.eval_arrays = _data(cfg, self.tokenizer, info.max_length, self.folder, self.main)
         self.batches = StepBatches(train_cols, self.tokenizer, cfg, acc.process_index, acc.num_processes, acc.device)
@@ -313,6 +315,10 @@ class _Run:
                    "eval_perplexity": round(ppl, 4), "elapsed_s": self._elapsed()}
             self.folder.append_metric(row)
             self.log(f"eval at step {self.step}: loss {loss:.4f}, perplexity {ppl:.2f}")
+            if self.cfg.pinned_prompts:  # their top-3 now: engine/training/pinned.py
+                guesses = top_guesses(self._model(), self.tokenizer, self.cfg.pinned_prompts)
+                self.folder.append_metric({"kind": "prompts", "step": self.step, "prompts": guesses,
+                                           "head_trained": self.head_trained})
             ppl = row["eval_perplexity"]
         self.acc.wait_for_everyone()
         return ppl
