@@ -56,6 +56,7 @@ from engine.errors import UserError
 from engine.models import BUNDLED, ONLINE_DEFAULT, cached_tokenizer, default_model_ref, max_length_of
 from engine.numbers import check_chunk_size, optional_whole
 from engine.offline import is_offline
+from engine.validation import check
 
 SOURCES = [(label, key) for key, label in BUNDLED_SOURCES.items()] + [
     ("A stored corpus (analysed before)", "stored"),
@@ -80,6 +81,11 @@ def corpus_config(source: str, hub_id: str, upload, text_column: str, max_docs, 
 
     An upload is kept as a stored corpus first (by content, so once), and read from the store
     from then on: the same path the Train tab and the worker take."""
+    source, hub_id, text_column, corpus_id, label_column = (
+        _text(v, label) for v, label in ((source, "Source"), (hub_id, "Hub dataset id"), (text_column, "Text column"),
+                                         (corpus_id, "Corpus id"), (label_column, "Label column")))
+    if upload is not None and not isinstance(upload, str | dict) and not hasattr(upload, "path"):
+        raise UserError("The upload must be a file (gradio_client.handle_file(path)) or nothing.")
     docs = optional_whole(max_docs, "Documents to use")
     if docs < 0:
         raise UserError(f"Documents to use must be 0 (all) or more, got {docs}.")
@@ -116,8 +122,13 @@ def _stored_upload(path: str, _stamp: int, column: str, label_column: str) -> st
     return store.store_upload(path, column, label_column)
 
 
+def _text(value, label: str) -> str:
+    """An optional text argument of the API: None or text, held to the engine's length bound."""
+    return "" if value is None else check(value, "str", label)
+
+
 def model_ref(model: str) -> str:
-    return (model or "").strip() or default_model_ref()
+    return _text(model, "Model").strip() or default_model_ref()
 
 
 def _corpus_name(cfg: CorpusConfig) -> str:

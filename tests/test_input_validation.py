@@ -261,3 +261,21 @@ def test_mask_preview_inputs_use_the_same_checks():
     with pytest.raises(UserError, match="strategy"):
         MaskingConfig.from_inputs(True, 0.15, 0.8, 0.1, 1)
     assert MaskingConfig.from_inputs("whole word", "0.2", 0.8, 0.1, SEED_MAX).seed == SEED_MAX
+
+
+@pytest.mark.parametrize("position, bad", [
+    (0, 5), (0, ["imdb"]), (1, {"id": 1}), (3, 3.5), (4, ["bundled"]), (4, "m" * 5_000), (7, 12), (8, True),
+])
+def test_dataset_stats_arguments_are_checked_by_type(position, bad):
+    """Every argument of /dataset_stats, a wrong type: a plain message naming the field, never raw text."""
+    import gradio as gr
+
+    from components import dataset
+
+    args = ["imdb", "", None, "", "bundled", 128, 50, "", "label"]
+    args[position] = bad
+    with pytest.raises(gr.Error) as err:
+        dataset.dataset_stats(*args)
+    message = str(err.value)
+    assert "must be" in message or "too long" in message
+    assert "Traceback" not in message and "AttributeError" not in message and len(message) < 300
