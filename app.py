@@ -18,7 +18,7 @@ from components import classify, compare, corpus_picker, costs, dataset, masking
 from components.common import mode_banner  # noqa: E402
 from engine import hardware  # noqa: E402
 from engine.data import MAX_UPLOAD_MB, limits_text  # noqa: E402
-from engine.run_folder import runs_dir, writable  # noqa: E402
+from engine.run_folder import RunFolder, runs_dir, writable  # noqa: E402
 
 TITLE = "MLM Studio"
 # On a phone (one column) the Train tab's run status and charts come before its long form.
@@ -55,10 +55,12 @@ def build_app() -> gr.Blocks:
 
 
 def tab_for_link(request: gr.Request):
-    """A shared link opens the tab it is for: ?run= the Train tab, ?compare= the Compare tab."""
+    """A shared link opens the tab it is for: ?run= the Train tab (the Classify tab for a classifier run),
+    ?compare= the Compare tab."""
     params = getattr(request, "query_params", {}) or {}
     if params.get("run"):
-        return gr.Tabs(selected="train")
+        run = RunFolder.find(str(params["run"])[:64])
+        return gr.Tabs(selected="classify" if run is not None and run.kind() == "classify" else "train")
     if params.get("compare"):
         return gr.Tabs(selected="compare")
     return gr.skip()

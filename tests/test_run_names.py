@@ -147,3 +147,18 @@ def test_another_corpus_clears_the_previous_results():
                 cleared_by[block_id] = event
     for elem_id in ("ds-source", "ds-stored", "ds-upload"):
         assert cleared_by.get(blocks[elem_id]._id) == "change", elem_id
+
+
+def test_a_classifier_runs_link_opens_the_classify_tab(tmp_path, monkeypatch):
+    from tests.conftest import write_run
+
+    monkeypatch.setenv("MLM_RUNS_DIR", str(tmp_path))
+    write_run(tmp_path, "20260101-000000-00000000000000c1", {"kind": "classify", "model": "bundled"},
+              {"state": "completed"})
+    write_run(tmp_path, "20260101-000000-00000000000000a1", {"model": "bundled"}, {"state": "completed"})
+    link = app.tab_for_link(types.SimpleNamespace(query_params={"run": "20260101-000000-00000000000000c1"}))
+    assert link.selected == "classify"
+    mlm = app.tab_for_link(types.SimpleNamespace(query_params={"run": "20260101-000000-00000000000000a1"}))
+    assert mlm.selected == "train"
+    odd = app.tab_for_link(types.SimpleNamespace(query_params={"run": "../" * 5_000}))
+    assert odd.selected == "train"  # not a run: the Train tab explains the link
