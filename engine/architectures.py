@@ -56,3 +56,21 @@ def head_trained(missing_keys: Iterable[str], modules_to_save: Iterable[str] | N
     loaded, or a LoRA adapter on top trained and saved it."""
     loaded = not any(k.startswith(HEAD_WEIGHT_PREFIXES) for k in missing_keys)
     return loaded or saves_head(modules_to_save)
+
+
+# The modules a sequence classifier adds on top of the encoder (named as peft's modules_to_save):
+# they start from seeded random weights for every start model (an MLM run saves no pooler), and
+# under LoRA they train in full beside the adapters.
+CLASSIFIER_HEAD = {
+    "bert": ["pooler", "classifier"],
+    "albert": ["pooler", "classifier"],
+    "deberta-v2": ["pooler", "classifier"],
+    "distilbert": ["pre_classifier", "classifier"],
+    "modernbert": ["head", "classifier"],
+}
+DEFAULT_CLASSIFIER_HEAD = ["classifier"]  # RoBERTa, XLM-R, CamemBERT, ELECTRA: dense + out_proj inside "classifier"
+
+
+def classifier_head(model_type: str) -> list[str]:
+    """The classifier-head modules of a model type (training saves them; costs count them)."""
+    return list(CLASSIFIER_HEAD.get(model_type, DEFAULT_CLASSIFIER_HEAD))

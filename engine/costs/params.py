@@ -65,7 +65,7 @@ def segment_of(param_name: str) -> str:
 
 def count_params(arch: Arch, method: str, lora: LoraSpec | None = None, num_labels: int = 0) -> ParamReport:
     """num_labels > 0: a sequence classifier, whose LoRA run trains its head in full (peft SEQ_CLS,
-    the head as the classify runs save it: engine.training.classify.config.head_modules)."""
+    the head as the classify runs save it: engine.architectures.classifier_head)."""
     model = meta_model(arch, num_labels)
     tied = _is_tied(model)
     if method == "full":
@@ -78,9 +78,9 @@ def count_params(arch: Arch, method: str, lora: LoraSpec | None = None, num_labe
     saved = list(lora.modules_to_save)
     task = {}
     if num_labels:
-        from engine.training.classify.config import head_modules
+        from engine.architectures import classifier_head
 
-        saved = saved or head_modules(arch.model_type)
+        saved = saved or classifier_head(arch.model_type)
         task = {"task_type": TaskType.SEQ_CLS}  # peft then also keeps "classifier"/"score" trainable
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=targets, modules_to_save=saved or None, **task)

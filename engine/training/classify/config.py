@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from engine.architectures import CLASSIFIER_HEAD, classifier_head  # noqa: F401 (CLASSIFIER_HEAD re-exported)
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
 
@@ -37,17 +38,6 @@ LEARNING_RATE_GUIDANCE = (
     "more steps, move back towards the textbook's rates."
 )
 
-# The modules a sequence classifier adds on top of the encoder (named as peft's modules_to_save):
-# they start from seeded random weights for every start model (an MLM run saves no pooler), and
-# under LoRA they train in full beside the adapters.
-CLASSIFIER_HEAD = {
-    "bert": ["pooler", "classifier"],
-    "albert": ["pooler", "classifier"],
-    "deberta-v2": ["pooler", "classifier"],
-    "distilbert": ["pre_classifier", "classifier"],
-    "modernbert": ["head", "classifier"],
-}
-DEFAULT_HEAD = ["classifier"]  # RoBERTa, XLM-R, CamemBERT, ELECTRA: dense + out_proj inside "classifier"
 
 FIELD_HELP = {
     "model": "start model: 'bundled', a folder (a finished MLM run's final/ too) or a Hub id",
@@ -74,7 +64,7 @@ def default_classify_lr(method: str) -> float:
 
 
 def head_modules(model_type: str) -> list[str]:
-    return list(CLASSIFIER_HEAD.get(model_type, DEFAULT_HEAD))
+    return classifier_head(model_type)
 
 
 @dataclass
