@@ -51,7 +51,8 @@ def test_payoff_journey_and_inference(page, client, app_url, tiny_model_dir):
     page.locator("#cls-infer-preset").click()
     page.locator("#cls-infer-run").click()
     table = page.locator("#cls-infer-table")
-    table.filter(has_text="best movie").wait_for(timeout=180_000)  # a hang guard: loading three classifiers on a busy 2-core machine
+    # a hang guard: loading the classifiers on a busy 2-core machine
+    table.filter(has_text="best movie").wait_for(timeout=180_000)
     assert "positive (" in table.inner_text() or "negative (" in table.inner_text()
     assert "samples/s" in page.locator("#cls-infer-speed").inner_text()
 
