@@ -16,7 +16,7 @@ ENGINE = ROOT / "engine"
 
 # Lower number = lower layer. A module may import only from its own layer or below.
 LAYERS = {
-    "errors": 0, "offline": 0, "numbers": 0, "validation": 0,
+    "errors": 0, "offline": 0, "numbers": 0, "validation": 0, "faces": 0,
     "hardware": 1, "models": 1, "architectures": 1, "mlm_head": 1,
     "run_folder": 1,
     "data": 2,

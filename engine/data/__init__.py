@@ -7,7 +7,7 @@ training stack, and no package face can close an import cycle).
 
 from __future__ import annotations
 
-import importlib
+from engine.faces import lazy
 
 # name -> the submodule that defines it. A name never equals a submodule's name: once that
 # submodule is imported, the package attribute would be the module, not the name.
@@ -29,8 +29,4 @@ _FACE = {
 _MODULES = ('stats', 'store')  # submodules callers use as a namespace (`from engine.data import X`)
 __all__ = sorted(_FACE) + list(_MODULES)
 
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(importlib.import_module(f"{__name__}.{_FACE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy(__name__, _FACE)

@@ -6,7 +6,7 @@ drags in torch's training stack.
 
 from __future__ import annotations
 
-import importlib
+from engine.faces import lazy
 
 # name -> the submodule that defines it. A name never equals a submodule's name: once that
 # submodule is imported, the package attribute would be the module, not the name.
@@ -28,8 +28,4 @@ _FACE = {
 _MODULES = ()  # submodules callers use as a namespace (`from engine.training.classify import X`)
 __all__ = sorted(_FACE) + list(_MODULES)
 
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(importlib.import_module(f"{__name__}.{_FACE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy(__name__, _FACE)
