@@ -30,7 +30,9 @@ ARCHITECTURES = {
     "distilbert": Architecture(("q_lin", "v_lin"), ("vocab_transform", "vocab_layer_norm")),
     "albert": Architecture(("query", "value")),
     "deberta-v2": Architecture(("query_proj", "value_proj")),
-    "modernbert": Architecture(("Wqkv",)),
+    # ModernBERT fuses q, k and v into one Wqkv; its head is dense + GELU + LayerNorm ("head"),
+    # then the decoder tied to the embeddings.
+    "modernbert": Architecture(("Wqkv",), ("head",)),
 }
 
 # The tables the rest of the code reads (lists, as peft and the JSON configs take them).
@@ -38,8 +40,9 @@ LORA_TARGETS = {k: list(a.lora_targets) for k, a in ARCHITECTURES.items()}
 HEAD_TRANSFORM = {k: list(a.head_transform) for k, a in ARCHITECTURES.items() if a.head_transform}
 
 # State-dict prefixes of the MLM heads (BERT's cls., RoBERTa's lm_head., DistilBERT's vocab_*,
-# ELECTRA's generator_*): a folder that lacks them (the bundled MiniLM) gets a random head.
-HEAD_WEIGHT_PREFIXES = ("cls.", "lm_head.", "vocab_", "generator_")
+# ELECTRA's generator_*, ModernBERT's head. and decoder.): a folder that lacks them (the bundled
+# MiniLM) gets a random head.
+HEAD_WEIGHT_PREFIXES = ("cls.", "lm_head.", "vocab_", "generator_", "head.", "decoder.")
 # Whole MLM heads as peft modules_to_save may name them, next to the transforms above.
 _WHOLE_HEADS = ("cls", "lm_head", "predictions", "vocab_projector")
 HEAD_MODULES = frozenset(_WHOLE_HEADS) | {m for a in ARCHITECTURES.values() for m in a.head_transform}

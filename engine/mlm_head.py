@@ -17,7 +17,7 @@ transformers has no switch for that either, so `install` replaces the `forward` 
 layer's instance (not its class; parameters and saved weights are untouched). The
 replacement does the subset only inside `only_rows(positions)`, which `masked_logits`
 enters; any other call of the model, fill-mask for example, gets the layer's own forward.
-Layers of another shape than BERT/RoBERTa's or DistilBERT's are left alone.
+Layers of another shape than BERT/RoBERTa's, DistilBERT's or ModernBERT's are left alone.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     if hasattr(inner, "vocab_projector"):  # DistilBERT
         h = inner.activation(inner.vocab_transform(hidden))
         return inner.vocab_projector(inner.vocab_layer_norm(h))
+    if hasattr(inner, "head") and hasattr(inner, "decoder"):  # ModernBERT (its encoder already ends in final_norm)
+        return inner.decoder(inner.head(hidden))
     raise ValueError(f"No known MLM head on {type(inner).__name__}")
 
 
@@ -86,7 +88,7 @@ _DECODER_ARGS = ("encoder_hidden_states", "encoder_attention_mask", "past_key_va
 
 
 def encoder_layers(base: nn.Module) -> nn.ModuleList | None:
-    for path in ("encoder.layer", "transformer.layer"):  # BERT/RoBERTa, DistilBERT
+    for path in ("encoder.layer", "transformer.layer", "layers"):  # BERT/RoBERTa, DistilBERT, ModernBERT
         owner = base
         for name in path.split("."):
             owner = getattr(owner, name, None)
@@ -118,6 +120,15 @@ def _distilbert_rows(block, hidden, attention_mask, rows, **kwargs):
     return block.output_layer_norm(block.ffn.ff_chunk(kept) + kept)
 
 
+def _modernbert_rows(layer, hidden, attention_mask, rows, position_embeddings=None, **kwargs):
+    """ModernBertEncoderLayer (pre-norm: x + attn(norm(x)), then x + GeGLU(norm(x))). Its
+    alternating local/global attention lives inside `attn`, which still sees every position."""
+    attended, _ = layer.attn(layer.attn_norm(hidden), position_embeddings=position_embeddings,
+                             attention_mask=attention_mask, **kwargs)
+    kept = pick(hidden, rows) + pick(attended, rows)
+    return kept + layer.mlp(layer.mlp_norm(kept))
+
+
 def _fits(rows: torch.Tensor, hidden: torch.Tensor) -> bool:
     if rows.dtype == torch.bool:
         return rows.shape == hidden.shape[:-1]
@@ -142,6 +153,8 @@ def _shape_of(layer: nn.Module):
         return _bert_rows
     if all(hasattr(layer, n) for n in ("sa_layer_norm", "ffn", "output_layer_norm")) and hasattr(layer.ffn, "ff_chunk"):
         return _distilbert_rows
+    if all(hasattr(layer, n) for n in ("attn", "attn_norm", "mlp", "mlp_norm")):
+        return _modernbert_rows
     return None
 
 

@@ -174,9 +174,7 @@ def describe(model, tokenizer, ref: str, head_trained: bool = True) -> ModelInfo
     layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layers", 0)
     hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "dim", 0)
     heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_heads", 0)
-    max_len = min(int(getattr(cfg, "max_position_embeddings", 512)), int(tokenizer.model_max_length))
-    if getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        max_len = min(max_len, 512)  # RoBERTa reserves two position slots for padding offsets
+    max_len = longest_input(cfg.to_dict(), tokenizer.model_max_length)
     name = BUNDLED_NAME if ref in ("", BUNDLED) else ref
     note = "" if head_trained else (
         "MLM head untrained until fine-tuned: its guesses are random, not a pretrained MLM's."
@@ -203,15 +201,43 @@ def cached_tokenizer(ref: str):
     return load_tokenizer(ref)
 
 
+# RoBERTa-style models offset their position ids by the padding index: two slots fewer.
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+
+
+def longest_input(config: dict, tokenizer_max: float | int | None = None) -> int:
+    """THE longest sequence (chunk) a model takes: its position table (ModernBERT: 8,192;
+    BERT: 512) less RoBERTa's padding offset, and no more than its tokenizer declares (some
+    declare a huge placeholder, so the config bounds it). Models without absolute positions
+    and no limit in their config fall back to 512."""
+    positions = int(config.get("max_position_embeddings") or 512)
+    longest = positions - _POSITION_OFFSET.get(config.get("model_type", ""), 0)
+    if tokenizer_max and int(min(tokenizer_max, 1 << 30)) < longest:
+        longest = int(tokenizer_max)
+    return max(longest, 1)
+
+
+@lru_cache(maxsize=16)
 def max_length_of(ref: str) -> int:
-    tok = cached_tokenizer(ref)
-    return int(min(tok.model_max_length, 512))
+    """The longest chunk the model `ref` takes (longest_input), from its config and tokenizer."""
+    from transformers import AutoConfig
+
+    src = resolve(ref)
+    base = _adapter_base(src) or src
+    try:
+        config = AutoConfig.from_pretrained(base).to_dict()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"Could not read the config of {ref!r}: {exc}") from exc
+    return longest_input(config, cached_tokenizer(ref).model_max_length)
 
 
 def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int = 0) -> str:
-    """A 2-layer, hidden-32 MLM with the bundled WordPiece tokenizer, saved to `out_dir`.
+    """A 2-layer (ModernBERT: 3-layer), hidden-32 MLM with the bundled WordPiece tokenizer,
+    saved to `out_dir`.
 
-    Tests and quick demos use it: it trains in seconds on a CPU and needs no network.
+    Tests and quick demos use it: it trains in seconds on a CPU and needs no network. The
+    ModernBERT one keeps the family's shape at toy size: a global layer then two local ones
+    (window 16), GeGLU, no biases, 8,192 positions, so long chunks can be tried on a CPU.
     """
     import torch
     from transformers import (
@@ -220,6 +246,8 @@ def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int =
         BertForMaskedLM,
         DistilBertConfig,
         DistilBertForMaskedLM,
+        ModernBertConfig,
+        ModernBertForMaskedLM,
     )
 
     torch.manual_seed(seed)
@@ -233,8 +261,17 @@ def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int =
     elif arch == "distilbert":
         cfg = DistilBertConfig(vocab_size=tok.vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
         model = DistilBertForMaskedLM(cfg)
+    elif arch == "modernbert":
+        cfg = ModernBertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+            intermediate_size=48, max_position_embeddings=8192, local_attention=16,
+            pad_token_id=tok.pad_token_id, cls_token_id=tok.cls_token_id, sep_token_id=tok.sep_token_id,
+            bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+        )
+        model = ModernBertForMaskedLM(cfg)
+        tok.model_max_length = cfg.max_position_embeddings
     else:
-        raise UserError(f"Unknown tiny architecture {arch!r}: use 'bert' or 'distilbert'.")
+        raise UserError(f"Unknown tiny architecture {arch!r}: use 'bert', 'distilbert' or 'modernbert'.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
