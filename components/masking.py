@@ -16,6 +16,7 @@ import pandas as pd
 
 from components import corpus_picker, objectives
 from components.common import user_errors
+from engine.architectures import DEFAULT_MASK_RATES
 from engine.data import BUNDLED_SOURCES, CorpusConfig, prepare, store
 from engine.errors import UserError
 from engine.masking import (
@@ -155,6 +156,20 @@ def on_mask(source, text, model, corpus, chunk_size, chunk_index, strategy, prob
 
 
 @user_errors
+def model_rate(model: str, prob):
+    """The model family's own masking rate (ModernBERT: 30%), offered unless the user moved the
+    slider off a family default, with the reason under the slider."""
+    from engine.architectures import masking_default
+    from engine.models import model_type_of
+
+    try:
+        rate, reason = masking_default(model_type_of(model))
+    except UserError:  # not loadable: Mask will say why
+        return gr.skip(), ""
+    value = rate if prob in (None, *DEFAULT_MASK_RATES) else prob
+    return value, f"Default for this model: **{rate:.0%}**. {html.escape(reason)}"
+
+
 def on_batch(model, corpus, chunk_size, strategy, prob, mask, rand, seed, progress=gr.Progress()):
     cfg = MaskingConfig.from_inputs(strategy, prob, mask, rand, seed)
     model = (model or "").strip() or default_model_ref()
@@ -261,6 +276,7 @@ def render() -> None:
             strategy = gr.Radio([("Token-level", "token"), ("Whole-word", "whole_word")], value="token",
                                 label="Strategy", elem_id="mask-strategy")
             prob = gr.Slider(0.01, 0.99, 0.15, step=0.01, label="Masking probability", elem_id="mask-prob")
+            rate_reason = gr.Markdown(elem_id="mask-rate-reason")
             with gr.Row():
                 mask = gr.Slider(0, 1, 0.8, step=0.05, label="[MASK] share", elem_id="mask-share-mask")
                 rand = gr.Slider(0, 1, 0.1, step=0.05, label="Random share", elem_id="mask-share-random")
@@ -289,6 +305,7 @@ def render() -> None:
     for widget in (mask, rand):
         widget.change(split_status, [strategy, mask, rand], [keep, split_msg],
                       api_visibility="private", concurrency_limit=None)
+    model.change(model_rate, [model, prob], [prob, rate_reason], api_visibility="private")
     mask_inputs = [source, text, model, corpus, chunk_size, chunk_index, strategy, prob, mask, rand, seed]
     mask_outputs = [view, counts, rate, notices]
     run.click(on_mask, mask_inputs, mask_outputs, api_visibility="private")

@@ -281,8 +281,8 @@ def render(demo: gr.Blocks) -> None:
     push_btn.click(push, [view, repo_box, token_box, private_box], push_md, **PRIVATE)
     form["method"].change(method_changed, [form["method"], form["learning_rate"], form["lora_targets"], form["model"]],
                           [form.lora_group, form["learning_rate"], form["lora_targets"]], **PRIVATE)
-    form["model"].blur(model_changed, [form["model"], form["method"]],
-                       [form["lora_targets"], form["lora_train_head"]], **PRIVATE)
+    form["model"].blur(model_changed, [form["model"], form["method"], form["mlm_probability"]],
+                       [form["lora_targets"], form["lora_train_head"], form["mlm_probability"]], **PRIVATE)
     demo.load(open_shared, [owner, xaxis], outputs, **PRIVATE).then(show_settings, view, form.inputs, **PRIVATE)
     for state in (owner, current):
         state.change(restore, [owner, current, view, xaxis], outputs, **PRIVATE).then(

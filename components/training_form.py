@@ -13,6 +13,7 @@ import gradio as gr
 
 from components import corpus_picker
 from components.forms import Form
+from engine.architectures import DEFAULT_MASK_RATES
 from engine.data import CorpusConfig, config_for, store
 from engine.models import default_model_ref
 from engine.numbers import optional_whole
@@ -71,7 +72,7 @@ def build_form(on_gpu: bool) -> TrainForm:
             w["lora_dropout"] = gr.Number(d.lora_dropout, label="LoRA dropout")
         w["lora_targets"] = gr.Textbox("", label="LoRA target modules (comma-separated)",
                                        info="empty = the architecture's default: query,value for BERT/RoBERTa, "
-                                            "q_lin,v_lin for DistilBERT")
+                                            "q_lin,v_lin for DistilBERT, Wqkv for ModernBERT")
         w["lora_train_head"] = gr.Checkbox(
             default_model_ref() == "bundled", label="Also train the MLM head's transform",
             info="needed for the bundled MiniLM, whose head is untrained: LoRA alone would keep it random "
@@ -146,13 +147,23 @@ def method_changed(method: str, lr, targets: str, model_ref: str):
     return gr.Group(visible=method == "lora"), new_lr, targets
 
 
-def model_changed(model_ref: str, method: str):
+def model_changed(model_ref: str, method: str, mlm_probability):
     """Show the new architecture's default LoRA targets (a BERT's names do not exist in DistilBERT),
-    and train the head with LoRA when the model has none (the bundled MiniLM)."""
+    train the head with LoRA when the model has none (the bundled MiniLM), and offer the family's
+    own masking rate (ModernBERT: 30%) unless the user typed another one."""
+    from engine.architectures import masking_default
+    from engine.errors import UserError
+    from engine.models import model_type_of
     from engine.training import default_lora_targets
 
     targets = ",".join(default_lora_targets(model_ref)) if method == "lora" else ""
-    return targets, (model_ref or "").strip() in ("", "bundled")
+    try:
+        rate, reason = masking_default(model_type_of(model_ref))
+    except UserError:  # not loadable: Start will say why; keep the form as it is
+        return targets, (model_ref or "").strip() in ("", "bundled"), gr.skip()
+    offered = mlm_probability in (None, *DEFAULT_MASK_RATES)
+    prob = gr.Number(value=rate if offered else mlm_probability, info=f"default {rate:.0%}: {reason}")
+    return targets, (model_ref or "").strip() in ("", "bundled"), prob
 
 
 def values_from_config(names: list[str], config: dict) -> list:

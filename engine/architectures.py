@@ -18,6 +18,7 @@ class Architecture:
     # The MLM head's transform (dense + LayerNorm before the tied vocabulary projection), as
     # peft modules_to_save names: small (hidden^2 weights), unlike the 30,522-row decoder.
     head_transform: tuple[str, ...] = ()
+    mask_rate: float = 0.15  # the masking probability the family was pretrained with
 
 
 # peft knows BERT/RoBERTa targets by itself but not DistilBERT's; we name them all.
@@ -32,8 +33,29 @@ ARCHITECTURES = {
     "deberta-v2": Architecture(("query_proj", "value_proj")),
     # ModernBERT fuses q, k and v into one Wqkv; its head is dense + GELU + LayerNorm ("head"),
     # then the decoder tied to the embeddings.
-    "modernbert": Architecture(("Wqkv",), ("head",)),
+    "modernbert": Architecture(("Wqkv",), ("head",), mask_rate=0.30),
 }
+
+BERT_MASK_RATE = 0.15
+# Why a family's default masking rate is what it is, shown next to the setting.
+MASK_RATE_REASONS = {
+    "modernbert": "ModernBERT was pretrained with 30% of tokens masked (Warner et al., 2024, after Wettig et "
+                  "al., 2023, who found higher rates train better encoders); continuing at its own rate keeps "
+                  "the task it learned.",
+}
+BERT_REASON = "15%, the rate BERT was pretrained with (Devlin et al., 2019) and the course's default."
+
+
+# Every family's default: a value among these was offered, not chosen, so a new model may replace it.
+DEFAULT_MASK_RATES = frozenset({a.mask_rate for a in ARCHITECTURES.values()} | {BERT_MASK_RATE})
+
+
+def masking_default(model_type: str) -> tuple[float, str]:
+    """The masking probability to offer for a model type, and the one-line reason."""
+    arch = ARCHITECTURES.get(model_type)
+    rate = arch.mask_rate if arch else BERT_MASK_RATE
+    return rate, MASK_RATE_REASONS.get(model_type, BERT_REASON)
+
 
 # The tables the rest of the code reads (lists, as peft and the JSON configs take them).
 LORA_TARGETS = {k: list(a.lora_targets) for k, a in ARCHITECTURES.items()}

@@ -218,17 +218,25 @@ def longest_input(config: dict, tokenizer_max: float | int | None = None) -> int
 
 
 @lru_cache(maxsize=16)
-def max_length_of(ref: str) -> int:
-    """The longest chunk the model `ref` takes (longest_input), from its config and tokenizer."""
+def config_of(ref: str) -> dict:
+    """The model's config.json as a dict (a LoRA adapter's: its base model's); no weights load."""
     from transformers import AutoConfig
 
     src = resolve(ref)
-    base = _adapter_base(src) or src
     try:
-        config = AutoConfig.from_pretrained(base).to_dict()
+        return AutoConfig.from_pretrained(_adapter_base(src) or src).to_dict()
     except (OSError, ValueError) as exc:
-        raise UserError(f"Could not read the config of {ref!r}: {exc}") from exc
-    return longest_input(config, cached_tokenizer(ref).model_max_length)
+        raise UserError(f"Could not read the config of {quote(ref)}: {exc}") from exc
+
+
+def model_type_of(ref: str) -> str:
+    return str(config_of(ref).get("model_type", ""))
+
+
+@lru_cache(maxsize=16)
+def max_length_of(ref: str) -> int:
+    """The longest chunk the model `ref` takes (longest_input), from its config and tokenizer."""
+    return longest_input(config_of(ref), cached_tokenizer(ref).model_max_length)
 
 
 def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int = 0) -> str:

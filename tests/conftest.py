@@ -104,6 +104,14 @@ def tiny_distilbert_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_modernbert_dir(tmp_path_factory) -> str:
+    """A 3-layer, hidden-32 ModernBERT (global, local, local attention; 8,192 positions)."""
+    from engine.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-modernbert"), "modernbert")
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     from engine.models import load_tokenizer
 

@@ -72,13 +72,11 @@ def _words_at_least(split, wanted: int) -> bool:
 
 def default_lora_targets(model_ref: str) -> list[str]:
     """What LoRA adapts in this model when no target modules are named (from its config only)."""
-    from transformers import AutoConfig
-
     from engine.architectures import LORA_TARGETS
-    from engine.models import resolve
+    from engine.errors import UserError
+    from engine.models import model_type_of
 
     try:
-        model_type = AutoConfig.from_pretrained(resolve(model_ref)).model_type
-    except (OSError, ValueError):
+        return list(LORA_TARGETS.get(model_type_of(model_ref), []))
+    except UserError:
         return []
-    return list(LORA_TARGETS.get(model_type, []))
