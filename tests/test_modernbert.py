@@ -6,7 +6,6 @@ tests/test_costs_modernbert.py."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,7 +103,8 @@ def test_the_masked_only_loss_and_gradients_equal_the_models_own(tiny_modernbert
     theirs.backward()
     expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    assert install(unwrap(model).base_model) and installed(unwrap(model).base_model)  # the last layer's GeGLU on masked rows
+    # the last layer's GeGLU then runs on the masked rows only
+    assert install(unwrap(model).base_model) and installed(unwrap(model).base_model)
     ours, n = masked_lm_loss(model, {"input_ids": inputs, "labels": labels})
     ours.backward()
     assert n == int((labels != -100).sum()) > 0
