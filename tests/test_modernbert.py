@@ -215,3 +215,12 @@ def test_compare_shows_a_modernbert_run_beside_its_base(tiny_modernbert_dir, sma
     assert len(base.result.masks[0]) == len(trained.result.masks[0]) == 3
     assert base.result.masks[0][0].probability != trained.result.masks[0][0].probability  # its own weights
     assert not any("another vocabulary" in n for n in result.notices)
+
+
+def test_the_cli_takes_the_families_masking_rate_unless_given(tiny_modernbert_dir, tiny_model_dir):
+    from engine.cli.train import build_config, parser
+
+    assert build_config(parser().parse_args(["--model", tiny_modernbert_dir])).mlm_probability == 0.30
+    assert build_config(parser().parse_args(["--model", tiny_model_dir])).mlm_probability == 0.15
+    given = ["--model", tiny_modernbert_dir, "--mlm-probability", "0.2"]
+    assert build_config(parser().parse_args(given)).mlm_probability == 0.2

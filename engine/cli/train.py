@@ -69,6 +69,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
             raw[f.name] = value
     if "learning_rate" not in raw:  # the course's rate for the method: 2e-5 full, 2e-4 LoRA
         raw["learning_rate"] = default_lr(raw.get("method", "full"))
+    if "mlm_probability" not in raw:  # the family's own rate: 15% for BERTs, 30% for ModernBERT
+        raw["mlm_probability"] = model_masking_rate(raw.get("model") or "bundled")
     cfg = TrainConfig.from_dict(raw)
     if args.dataset:
         from engine.cli.prepare import corpus_config
@@ -81,6 +83,16 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.max_docs is not None:
         cfg.corpus = dataclasses.replace(cfg.corpus, max_docs=args.max_docs)
     return cfg
+
+
+def model_masking_rate(model: str) -> float:
+    from engine.architectures import BERT_MASK_RATE, masking_default
+    from engine.models import model_type_of
+
+    try:
+        return masking_default(model_type_of(str(model)))[0]
+    except UserError:  # a model that cannot be read: the run's own check says why
+        return BERT_MASK_RATE
 
 
 def _read_config(path: str) -> dict:
