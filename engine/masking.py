@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from transformers import DataCollatorForLanguageModeling
 
+from engine.data.tokenize import spaces_in_offsets, trim_leading_spaces
 from engine.errors import UserError
 from engine.numbers import number, whole
 from engine.validation import SEED_MAX, check, quote
@@ -230,6 +231,10 @@ def encode_text(text: str | None, tokenizer, max_length: int | None = None) -> t
         return_offsets_mapping=True, return_special_tokens_mask=True,
     )
     row = {k: list(enc[k]) for k in ("input_ids", "special_tokens_mask", "offset_mapping")}
+    if spaces_in_offsets(tokenizer.backend_tokenizer):  # as training does (engine.data.tokenize)
+        spans = np.asarray(row["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        trim_leading_spaces(spans, [text], np.array([len(spans)]))
+        row["offset_mapping"] = [tuple(map(int, pair)) for pair in spans]
     notices = []
     content_ends = [end for (_, end), sp in zip(row["offset_mapping"], row["special_tokens_mask"]) if not sp]
     if not content_ends:

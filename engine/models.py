@@ -240,8 +240,8 @@ def max_length_of(ref: str) -> int:
 
 
 def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int = 0) -> str:
-    """A 2-layer (ModernBERT: 3-layer), hidden-32 MLM with the bundled WordPiece tokenizer,
-    saved to `out_dir`.
+    """A 2-layer (ModernBERT: 3-layer), hidden-32 MLM with the bundled WordPiece tokenizer
+    (ModernBERT: a byte-level BPE like its own, see tiny_byte_level_tokenizer), saved to `out_dir`.
 
     Tests and quick demos use it: it trains in seconds on a CPU and needs no network. The
     ModernBERT one keeps the family's shape at toy size: a global layer then two local ones
@@ -259,7 +259,7 @@ def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int =
     )
 
     torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(str(bundled_dir()))
+    tok = tiny_byte_level_tokenizer() if arch == "modernbert" else AutoTokenizer.from_pretrained(str(bundled_dir()))
     if arch == "bert":
         cfg = BertConfig(
             vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -285,6 +285,33 @@ def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int =
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
+
+
+def tiny_byte_level_tokenizer(vocab_size: int = 2048, docs: int = 800):
+    """A byte-level BPE tokenizer shaped like ModernBERT's (GPT-style "Ġword" pieces, [CLS]/[SEP]
+    /[PAD]/[MASK] specials, [MASK] swallowing the space before it, offsets that keep that space),
+    trained in about a second on the bundled reviews: ModernBERT's own cannot be downloaded here,
+    and a WordPiece stand-in would hide what differs (offsets, "Ġ" pieces, decoding)."""
+    import pandas as pd
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors, trainers
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    from engine.data.corpus import bundled_csv
+
+    backend = Tokenizer(BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", AddedToken("[MASK]", lstrip=True, special=True)]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    texts = pd.read_csv(bundled_csv(), nrows=docs)["text"].astype(str).tolist()
+    backend.train_from_iterator(texts, trainer)
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                   unk_token="[UNK]", mask_token="[MASK]", model_max_length=8192)
 
 
 def tokenization_view(tokenizer, text: str, max_tokens: int = 512) -> list[dict]:

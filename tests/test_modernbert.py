@@ -224,3 +224,37 @@ def test_the_cli_takes_the_families_masking_rate_unless_given(tiny_modernbert_di
     assert build_config(parser().parse_args(["--model", tiny_model_dir])).mlm_probability == 0.15
     given = ["--model", tiny_modernbert_dir, "--mlm-probability", "0.2"]
     assert build_config(parser().parse_args(given)).mlm_probability == 0.2
+
+
+def test_whole_word_masking_sees_words_through_its_byte_level_offsets(tiny_modernbert_dir):
+    from engine.data.tokenize import spaces_in_offsets, word_ids
+    from engine.masking import encode_text
+    from engine.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_modernbert_dir)
+    assert spaces_in_offsets(tokenizer.backend_tokenizer)  # " film": the space is inside the raw span
+    row, _ = encode_text("The film was Priyadarshan's best", tokenizer)
+    ids = word_ids(np.array(row["offset_mapping"]), np.array(row["special_tokens_mask"]))
+    words = ids[ids >= 0]
+    assert len(set(words.tolist())) == 5  # The / film / was / Priyadarshan's (several pieces) / best
+    assert len(words) > 5
+
+
+def test_a_continuation_piece_joins_the_word_before(tiny_modernbert_dir):
+    from engine.compare.predictions import fill_sequence
+
+    assert fill_sequence("the film[MASK] was long", "[MASK]", 0, "s", glued=True) == "the films was long"
+    assert fill_sequence("the film [MASK] long", "[MASK]", 0, "was") == "the film was long"
+
+
+def test_corpus_offsets_are_trimmed_too_and_whole_word_training_runs(tiny_modernbert_dir, small_corpus, tmp_path):
+    from engine.data.tokenize import tokenize_texts
+    from engine.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_modernbert_dir)
+    split = tokenize_texts(["The film", "  was  long"], tokenizer)
+    pieces = tokenizer.convert_ids_to_tokens(split.input_ids.tolist())
+    spans = {p: tuple(o) for p, o in zip(pieces, split.offsets.tolist())}
+    assert spans["Ġfilm"] == (4, 8)  # not (3, 8): the space is not part of the word
+    cfg = tiny_config(tiny_modernbert_dir, corpus=small_corpus, whole_word_mask=True, **IN_PROCESS)
+    assert train(cfg, tmp_path, log=quiet)["steps"] == 4

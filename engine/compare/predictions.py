@@ -123,25 +123,37 @@ def mask_probabilities(model, tokenizer, text: str) -> MaskProbs:
     return mask_probabilities_batch(model, tokenizer, [text])[0]
 
 
-def fill_sequence(text: str, mask_token: str, index: int, token: str) -> str:
-    """`text` with its `index`-th mask replaced by `token`; a WordPiece suffix (##s) joins the word before."""
+def fill_sequence(text: str, mask_token: str, index: int, token: str, glued: bool = False) -> str:
+    """`text` with its `index`-th mask replaced by `token`; a piece that continues a word (a WordPiece
+    ##s, or a byte-level piece without its leading space: `glued`) joins the word before."""
     parts = text.split(mask_token)
     left = mask_token.join(parts[: index + 1])
     right = mask_token.join(parts[index + 1 :])
     if token.startswith("##"):
         return left.rstrip() + token[2:] + right
+    if glued:
+        return left.rstrip() + token + right
     return left + token + right
+
+
+def _byte_level(tokenizer) -> bool:
+    """GPT-style byte-level BPE (RoBERTa, ModernBERT): a piece that starts a word decodes with its space."""
+    decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+    return type(decoder).__name__ == "ByteLevel"
 
 
 def top_predictions(tokenizer, scored: MaskProbs, top_k: int) -> FillMaskResult:
     top_k = min(check_top_k(top_k), scored.probs.shape[-1])
     top = scored.probs.topk(top_k, dim=-1)
     result = FillMaskResult(text=scored.text, notices=list(scored.notices))
+    byte_level = _byte_level(tokenizer)
     for m, (row_p, row_i) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
         preds = []
         for p, i in zip(row_p, row_i):
-            token = tokenizer.decode([i]).strip()
-            sequence = fill_sequence(scored.text, tokenizer.mask_token, m, token)
+            raw = tokenizer.decode([i])
+            token = raw.strip()
+            glued = byte_level and bool(token) and not raw[:1].isspace()
+            sequence = fill_sequence(scored.text, tokenizer.mask_token, m, token, glued)
             preds.append(Prediction(token, int(i), float(p), sequence))
         result.masks.append(preds)
     return result

@@ -50,6 +50,7 @@ def tokenize_texts(texts: list[str], tokenizer, progress=None, batch_size: int =
 
     backend = backend or _untruncated(tokenizer)
     encode = backend.encode_batch if offsets else backend.encode_batch_fast
+    trim = offsets and spaces_in_offsets(backend)
     texts = list(texts)
     batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)] or [[]]
     parts = []
@@ -62,6 +63,8 @@ def tokenize_texts(texts: list[str], tokenizer, progress=None, batch_size: int =
             if k + 1 < len(batches):
                 pending = pool.submit(encode, batches[k + 1])
             parts.append(_to_arrays(encodings, offsets))
+            if trim:
+                trim_leading_spaces(parts[-1].offsets, batches[k], parts[-1].doc_lengths)
             if progress:
                 progress((k + 1) / len(batches))
     if len(parts) == 1:
@@ -81,6 +84,32 @@ def _to_arrays(encodings, with_offsets: bool = True) -> TokenizedSplit:
         offsets = np.fromiter(chain(chain(e.offsets for e in encodings)), dtype=np.int32, count=2 * total)
         offsets = offsets.reshape(total, 2)
     return TokenizedSplit(ids, offsets, special, lengths)
+
+
+def spaces_in_offsets(backend) -> bool:
+    """Whether this tokenizer's offsets include the space before a word, as a byte-level BPE
+    without offset trimming gives ("Ġfilm" spans " film"; ModernBERT-style tokenizer.json files
+    that post-process with a plain template). The collator's whole-word rule needs a gap
+    between words, so such offsets would glue a whole chunk into one "word"."""
+    encoding = backend.encode("a b", add_special_tokens=False)
+    return len(encoding.offsets) >= 2 and encoding.offsets[1][0] == 1
+
+
+def trim_leading_spaces(offsets: np.ndarray, texts: list[str], doc_lengths: np.ndarray) -> None:
+    """Move each token's start past one leading whitespace character of its own text, in place
+    (tokens that are nothing but whitespace keep their span). Vectorised: the batch's texts are
+    joined into one array of code points and every start is looked up at once."""
+    joined = "".join(texts)
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    bases = np.repeat(np.cumsum([0] + [len(t) for t in texts[:-1]]), doc_lengths)
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    where = np.clip(bases + starts, 0, max(len(codes) - 1, 0))
+    spaces = np.isin(codes[where], _WHITESPACE) if len(codes) else np.zeros(len(starts), bool)
+    fix = spaces & (ends - starts > 1)
+    offsets[fix, 0] += 1
+
+
+_WHITESPACE = np.array([ord(c) for c in " \t\n\r\x0b\x0c\u00a0\u3000"], dtype=np.uint32)
 
 
 def _untruncated(tokenizer):
