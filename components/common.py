@@ -60,3 +60,17 @@ def cached_line(kind: str = "") -> str:
     kinds = [kind] if kind else ["model", "dataset"]
     parts = [f"{k}s: {', '.join(ids)}" for k in kinds if (ids := cached_repos(k))]
     return "Cached on this machine (usable offline): " + ("; ".join(parts) if parts else "nothing") + "."
+
+
+def chunk_hint(model: str):
+    """The chunk-size field's hint for this model: its longest chunk (8,192 for ModernBERT), read
+    from its config; left as it is when the model cannot be read (the action then says why)."""
+    from engine.models import max_length_of
+    from engine.numbers import MIN_CHUNK
+
+    try:
+        longest = max_length_of((model or "").strip() or "bundled")
+    except UserError:
+        return gr.skip()
+    long_note = "; a long-context model: 1,024 to 8,192-token chunks keep whole documents" if longest > 512 else ""
+    return gr.Number(info=f"{MIN_CHUNK} to {longest:,} tokens for this model{long_note}")

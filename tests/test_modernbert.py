@@ -258,3 +258,10 @@ def test_corpus_offsets_are_trimmed_too_and_whole_word_training_runs(tiny_modern
     assert spans["Ġfilm"] == (4, 8)  # not (3, 8): the space is not part of the word
     cfg = tiny_config(tiny_modernbert_dir, corpus=small_corpus, whole_word_mask=True, **IN_PROCESS)
     assert train(cfg, tmp_path, log=quiet)["steps"] == 4
+
+
+def test_the_chunk_field_names_the_models_longest_chunk(tiny_modernbert_dir, tiny_model_dir):
+    from components.common import chunk_hint
+
+    assert "8 to 8,192 tokens" in chunk_hint(tiny_modernbert_dir).info
+    assert "8 to 512 tokens" in chunk_hint(tiny_model_dir).info
