@@ -265,3 +265,23 @@ def test_the_chunk_field_names_the_models_longest_chunk(tiny_modernbert_dir, tin
 
     assert "8 to 8,192 tokens" in chunk_hint(tiny_modernbert_dir).info
     assert "8 to 512 tokens" in chunk_hint(tiny_model_dir).info
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_sentiment_classifier_trains_on_it_and_predicts_what_it_measured(method, tiny_modernbert_dir, tmp_path):
+    from engine.data.corpus import CorpusConfig
+    from engine.training.classify.config import ClassifyConfig
+    from engine.training.classify.infer import classify_texts
+    from engine.training.classify.loop import train_classifier
+
+    cfg = ClassifyConfig(model=tiny_modernbert_dir, corpus=CorpusConfig(source="imdb", max_docs=200, seed=0),
+                         method=method, train_size=32, test_size=16, max_length=48, batch_size=8)
+    summary = train_classifier(cfg, tmp_path, log=lambda line: None)
+    assert summary["steps"] == 4 and 0 <= summary["last_eval"]["accuracy"] <= 1
+    if method == "lora":  # the adapters plus ModernBERT's pooling head and classifier, trained in full
+        adapter = json.loads((tmp_path / "final" / "adapter_config.json").read_text())
+        assert adapter["target_modules"] == ["Wqkv"] and set(adapter["modules_to_save"]) >= {"head", "classifier"}
+    out = classify_texts(str(tmp_path / "final"), ["a wonderful film", "a dull mess"], max_length=2048)
+    assert [r["label"] in ("negative", "positive") for r in out["results"]] == [True, True]
+    with pytest.raises(UserError, match="maximum of 8192"):
+        classify_texts(str(tmp_path / "final"), ["a wonderful film"], max_length=9000)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import UserError
-from engine.models import resolve
+from engine.models import longest_input, resolve
 
 MAX_TEXTS = 1_000  # one request; more belongs in a classifier run's evaluation, not an API call
 MAX_CHARS = 20_000  # per text: far beyond any max length, and keeps a request's memory bounded
@@ -67,7 +67,7 @@ def classify_texts(model_ref: str, texts, max_length: int = 128, batch_size: int
     texts = check_texts(texts)
     src = resolve(model_ref)
     model, tokenizer, labels = _loaded(src, _stamp(src))
-    limit = min(int(getattr(model.config, "max_position_embeddings", 512)), 512)
+    limit = longest_input(model.config.to_dict(), tokenizer.model_max_length)  # ModernBERT: 8,192
     if not 1 <= int(max_length) <= limit:
         raise UserError(f"Max length must be between 1 and the model's maximum of {limit} tokens, got {max_length}.")
     start = time.perf_counter()
