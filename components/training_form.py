@@ -85,7 +85,7 @@ def build_form(on_gpu: bool) -> TrainForm:
             w["test_size"] = gr.Number(d.test_size, label="Evaluation chunks (0 = all)", precision=0,
                                        elem_id="train-test-size")
         with gr.Row():
-            w["mlm_probability"] = gr.Number(d.mlm_probability, label="Masking probability")
+            w["mlm_probability"] = gr.Number(d.mlm_probability, label="Masking probability", elem_id="train-mlm-prob")
             w["whole_word_mask"] = gr.Checkbox(d.whole_word_mask, label="Whole-word masking")
     with gr.Accordion("Optimisation", open=False):
         with gr.Row():
