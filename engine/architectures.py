@@ -34,6 +34,9 @@ ARCHITECTURES = {
     # ModernBERT fuses q, k and v into one Wqkv; its head is dense + GELU + LayerNorm ("head"),
     # then the decoder tied to the embeddings.
     "modernbert": Architecture(("Wqkv",), ("head",), mask_rate=0.30),
+    # EuroBERT: Llama-style layers (q/k/v/o_proj, grouped-query attention, SwiGLU, RMSNorm); its MLM
+    # head is the vocabulary projection alone (lm_head), with no transform to train beside LoRA.
+    "eurobert": Architecture(("q_proj", "v_proj")),
 }
 
 BERT_MASK_RATE = 0.15
@@ -92,6 +95,7 @@ CLASSIFIER_HEAD = {
     "deberta-v2": ["pooler", "classifier"],
     "distilbert": ["pre_classifier", "classifier"],
     "modernbert": ["head", "classifier"],
+    "eurobert": ["dense", "classifier"],
 }
 DEFAULT_CLASSIFIER_HEAD = ["classifier"]  # RoBERTa, XLM-R, CamemBERT, ELECTRA: dense + out_proj inside "classifier"
 

@@ -17,7 +17,8 @@ transformers has no switch for that either, so `install` replaces the `forward` 
 layer's instance (not its class; parameters and saved weights are untouched). The
 replacement does the subset only inside `only_rows(positions)`, which `masked_logits`
 enters; any other call of the model, fill-mask for example, gets the layer's own forward.
-Layers of another shape than BERT/RoBERTa's, DistilBERT's or ModernBERT's are left alone.
+Layers of another shape than BERT/RoBERTa's, DistilBERT's or the pre-norm ones of ModernBERT and
+EuroBERT are left alone.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ _DECODER_ARGS = ("encoder_hidden_states", "encoder_attention_mask", "past_key_va
 
 
 def encoder_layers(base: nn.Module) -> nn.ModuleList | None:
-    for path in ("encoder.layer", "transformer.layer", "layers"):  # BERT/RoBERTa, DistilBERT, ModernBERT
+    for path in ("encoder.layer", "transformer.layer", "layers"):  # BERT/RoBERTa, DistilBERT, ModernBERT/EuroBERT
         owner = base
         for name in path.split("."):
             owner = getattr(owner, name, None)
@@ -120,13 +121,25 @@ def _distilbert_rows(block, hidden, attention_mask, rows, **kwargs):
     return block.output_layer_norm(block.ffn.ff_chunk(kept) + kept)
 
 
-def _modernbert_rows(layer, hidden, attention_mask, rows, position_embeddings=None, **kwargs):
-    """ModernBertEncoderLayer (pre-norm: x + attn(norm(x)), then x + GeGLU(norm(x))). Its
-    alternating local/global attention lives inside `attn`, which still sees every position."""
-    attended, _ = layer.attn(layer.attn_norm(hidden), position_embeddings=position_embeddings,
-                             attention_mask=attention_mask, **kwargs)
-    kept = pick(hidden, rows) + pick(attended, rows)
-    return kept + layer.mlp(layer.mlp_norm(kept))
+# Pre-norm layers, by the names of (attention norm, attention, MLP norm, MLP): x + attn(norm(x)),
+# then x + mlp(norm(x)). ModernBERT (alternating local/global attention inside `attn`, GeGLU) and
+# Llama-style encoders such as EuroBERT (GQA, SwiGLU, RMSNorm).
+PRE_NORM = {
+    "modernbert": ("attn_norm", "attn", "mlp_norm", "mlp"),
+    "llama": ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp"),
+}
+
+
+def _pre_norm_rows(names: tuple[str, str, str, str]):
+    attn_norm, attn, mlp_norm, mlp = names
+
+    def rows_fn(layer, hidden, attention_mask, rows, **kwargs):
+        # Attention still sees every position; only its output rows at `rows` go on.
+        attended, _ = getattr(layer, attn)(getattr(layer, attn_norm)(hidden), attention_mask=attention_mask, **kwargs)
+        kept = pick(hidden, rows) + pick(attended, rows)
+        return kept + getattr(layer, mlp)(getattr(layer, mlp_norm)(kept))
+
+    return rows_fn
 
 
 def _fits(rows: torch.Tensor, hidden: torch.Tensor) -> bool:
@@ -153,8 +166,9 @@ def _shape_of(layer: nn.Module):
         return _bert_rows
     if all(hasattr(layer, n) for n in ("sa_layer_norm", "ffn", "output_layer_norm")) and hasattr(layer.ffn, "ff_chunk"):
         return _distilbert_rows
-    if all(hasattr(layer, n) for n in ("attn", "attn_norm", "mlp", "mlp_norm")):
-        return _modernbert_rows
+    for names in PRE_NORM.values():
+        if all(hasattr(layer, n) for n in names):
+            return _pre_norm_rows(names)
     return None
 
 

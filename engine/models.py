@@ -254,12 +254,15 @@ def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int =
         BertForMaskedLM,
         DistilBertConfig,
         DistilBertForMaskedLM,
+        EuroBertConfig,
+        EuroBertForMaskedLM,
         ModernBertConfig,
         ModernBertForMaskedLM,
     )
 
     torch.manual_seed(seed)
-    tok = tiny_byte_level_tokenizer() if arch == "modernbert" else AutoTokenizer.from_pretrained(str(bundled_dir()))
+    byte_level = arch in ("modernbert", "eurobert")  # both families ship byte-level BPE tokenizers
+    tok = tiny_byte_level_tokenizer() if byte_level else AutoTokenizer.from_pretrained(str(bundled_dir()))
     if arch == "bert":
         cfg = BertConfig(
             vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -277,9 +280,15 @@ def build_tiny_model(out_dir: str | os.PathLike, arch: str = "bert", seed: int =
             bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
         )
         model = ModernBertForMaskedLM(cfg)
-        tok.model_max_length = cfg.max_position_embeddings
+    elif arch == "eurobert":  # grouped-query attention: 2 query heads share 1 key/value head
+        cfg = EuroBertConfig(
+            vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            intermediate_size=64, max_position_embeddings=8192, pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id, mask_token_id=tok.mask_token_id,
+        )
+        model = EuroBertForMaskedLM(cfg)
     else:
-        raise UserError(f"Unknown tiny architecture {arch!r}: use 'bert', 'distilbert' or 'modernbert'.")
+        raise UserError(f"Unknown tiny architecture {arch!r}: use 'bert', 'distilbert', 'modernbert' or 'eurobert'.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

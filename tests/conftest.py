@@ -112,6 +112,14 @@ def tiny_modernbert_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_eurobert_dir(tmp_path_factory) -> str:
+    """A 2-layer, hidden-32 EuroBERT (Llama-style: grouped-query attention, SwiGLU, RMSNorm)."""
+    from engine.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-eurobert"), "eurobert")
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     from engine.models import load_tokenizer
 

@@ -60,7 +60,7 @@ def test_tiny_models(tiny_model_dir, tiny_distilbert_dir):
 
 
 def test_unknown_tiny_architecture(tmp_path):
-    with pytest.raises(UserError, match="use 'bert', 'distilbert' or 'modernbert'"):
+    with pytest.raises(UserError, match="use 'bert', 'distilbert', 'modernbert' or 'eurobert'"):
         build_tiny_model(tmp_path, "gpt")
 
 

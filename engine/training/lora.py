@@ -56,7 +56,10 @@ def head_modules(cfg: TrainConfig, model_type: str) -> list[str]:
     if not cfg.lora_train_head:
         return []
     if model_type not in HEAD_TRANSFORM:
-        raise UserError(f"Training the MLM head with LoRA is not set up for model type {model_type!r}.")
+        raise UserError(
+            f"Training the MLM head with LoRA is not set up for model type {model_type!r}: it has no head "
+            f"transform known here (EuroBERT's head is the vocabulary projection alone). Untick the option; "
+            f"types with one: {', '.join(sorted(HEAD_TRANSFORM))}.")
     return list(HEAD_TRANSFORM[model_type])
 
 
