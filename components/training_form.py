@@ -72,7 +72,8 @@ def build_form(on_gpu: bool) -> TrainForm:
             w["lora_dropout"] = gr.Number(d.lora_dropout, label="LoRA dropout")
         w["lora_targets"] = gr.Textbox("", label="LoRA target modules (comma-separated)",
                                        info="empty = the architecture's default: query,value for BERT/RoBERTa, "
-                                            "q_lin,v_lin for DistilBERT, Wqkv for ModernBERT, q_proj,v_proj for EuroBERT")
+                                            "q_lin,v_lin for DistilBERT, Wqkv for ModernBERT, "
+                                            "q_proj,v_proj for EuroBERT")
         w["lora_train_head"] = gr.Checkbox(
             default_model_ref() == "bundled", label="Also train the MLM head's transform",
             info="needed for the bundled MiniLM, whose head is untrained: LoRA alone would keep it random "
