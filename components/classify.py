@@ -9,12 +9,15 @@ Payoff experiments and inference live in components/classify_extras.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 
 from components import classify_api, classify_extras
 from components.classify_plots import confusion_figure, eval_figure, summary_markdown, train_figure
 from components.common import user_errors
-from components.forms import Form
+from components.forms import Form, skipped
 from components.training import PRIVATE, first_owner_token
 from engine.data import BUNDLED_SOURCES, CorpusConfig
 from engine.errors import UserError
@@ -115,10 +118,25 @@ def empty_view() -> dict:
     return {"run_id": "", "offset": 0, "identity": None, "rows": [], "signature": None}
 
 
-def poll(view: dict, force: bool = False) -> tuple:
-    """(view, run text, train/eval/confusion plots, summary, cancel, resume); gr.skip() when unchanged."""
+@dataclass
+class ClassifyPanel:
+    """What the Classify tab shows of the attached run, one field per widget (components/forms.py
+    maps them); a field left at gr.skip() leaves its widget as it is."""
+
+    view: Any = skipped()
+    run_md: Any = skipped()
+    train_plot: Any = skipped()
+    eval_plot: Any = skipped()
+    confusion_plot: Any = skipped()
+    summary: Any = skipped()
+    cancel: Any = skipped()
+    resume: Any = skipped()
+
+
+def poll(view: dict, force: bool = False) -> ClassifyPanel:
+    """The attached run's panel; every field skipped when nothing changed since the last poll."""
     if not view.get("run_id"):
-        return (gr.skip(),) * 8
+        return ClassifyPanel()
     registry = jobs.registry()
     folder = registry.folder(view["run_id"])
     status = registry.status(view["run_id"], detail=False)
@@ -127,7 +145,7 @@ def poll(view: dict, force: bool = False) -> tuple:
     rows, offset = folder.metrics(view["offset"])
     signature = (status.get("state"), status.get("step"), status.get("message"))
     if not rows and signature == view.get("signature") and not force:
-        return (gr.skip(),) * 8
+        return ClassifyPanel()
     view = {**view, "offset": offset, "rows": view["rows"] + rows, "signature": signature}
     owner = view.get("owner", False)
     state = status.get("state")
@@ -136,9 +154,10 @@ def poll(view: dict, force: bool = False) -> tuple:
           f"Start model: `{status.get('model')}`. Share: `?run={view['run_id']}`"
           + ("" if owner else " (read-only: another browser started it)"))
     summary = folder.summary() if is_final(status) else {}
-    return (view, md, train_figure(view["rows"]), eval_figure(view["rows"]), confusion_figure(view["rows"]),
-            summary_markdown(summary), gr.Button(interactive=owner and not is_final(status)),
-            gr.Button(interactive=owner and state in RESUMABLE_STATES))
+    return ClassifyPanel(view, md, train_figure(view["rows"]), eval_figure(view["rows"]),
+                         confusion_figure(view["rows"]), summary_markdown(summary),
+                         gr.Button(interactive=owner and not is_final(status)),
+                         gr.Button(interactive=owner and state in RESUMABLE_STATES))
 
 
 def attach(run_id: str, owner_token: str) -> dict:
@@ -154,7 +173,8 @@ def render(demo: gr.Blocks) -> None:
     secret, key = browser_secret(registry.root), owner_key(registry.root)
     owner = gr.BrowserState("", storage_key="mlm-studio-owner", secret=secret)
     current = gr.BrowserState("", storage_key="mlm-studio-classify-run", secret=secret)
-    view = gr.State(empty_view())
+    panel = Form(ClassifyPanel)  # the widgets a poll writes to, by ClassifyPanel field
+    panel["view"] = view = gr.State(empty_view())
     gr.Markdown("Train a text classifier on labelled data, from the base model or from an encoder adapted on the "
                 "Train tab, in a background worker. Classifier runs keep no checkpoints: Resume trains again "
                 "from the start.")
@@ -163,19 +183,23 @@ def render(demo: gr.Blocks) -> None:
             form, count_btn, count_md = build_form()
             with gr.Row():
                 start_btn = gr.Button("Start classifier", variant="primary", elem_id="cls-start")
-                cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="cls-cancel")
-                resume_btn = gr.Button("Resume", interactive=False, elem_id="cls-resume")
+                panel["cancel"] = cancel_btn = gr.Button("Cancel", variant="stop", interactive=False,
+                                                         elem_id="cls-cancel")
+                panel["resume"] = resume_btn = gr.Button("Resume", interactive=False, elem_id="cls-resume")
                 refresh_btn = gr.Button("Refresh run lists", size="sm", elem_id="cls-refresh")
         with gr.Column(scale=3):
-            run_md = gr.Markdown(NO_RUN, elem_id="cls-run-info")
+            panel["run_md"] = gr.Markdown(NO_RUN, elem_id="cls-run-info")
             with gr.Row():
-                train_plot = gr.Plot(label="Training", elem_id="cls-train-plot")
-                eval_plot = gr.Plot(label="Evaluation", elem_id="cls-eval-plot")
-            confusion_plot = gr.Plot(label="Confusion matrix", elem_id="cls-confusion-plot")
-            summary_md = gr.Markdown(elem_id="cls-summary")
+                panel["train_plot"] = gr.Plot(label="Training", elem_id="cls-train-plot")
+                panel["eval_plot"] = gr.Plot(label="Evaluation", elem_id="cls-eval-plot")
+            panel["confusion_plot"] = gr.Plot(label="Confusion matrix", elem_id="cls-confusion-plot")
+            panel["summary"] = gr.Markdown(elem_id="cls-summary")
     extras = classify_extras.render(demo, form, owner, key, secret)
     timer = gr.Timer(1.0)
-    outputs = [view, run_md, train_plot, eval_plot, confusion_plot, summary_md, cancel_btn, resume_btn]
+    outputs = panel.complete().outputs
+
+    def show(state: dict, force: bool = False) -> dict:
+        return panel.updates(poll(state, force=force))
 
     @user_errors
     def start(owner_token, request: gr.Request, *values):
@@ -187,28 +211,28 @@ def render(demo: gr.Blocks) -> None:
             gr.Warning(str(dup))
             run_id = dup.run_id
         gr.Info(f"Classifier run {run_id} submitted.")
-        return owner_token, run_id, *poll(attach(run_id, owner_token), force=True)
+        return {owner: owner_token, current: run_id, **show(attach(run_id, owner_token), force=True)}
 
     def restore(owner_token, run_id, state, request: gr.Request):
         """Reattach after a reload, or open `?run=<id>` when it is a classifier run."""
         shared = (request.query_params.get("run") or "").strip() if request else ""
         target = shared or run_id
         if not target or target == state.get("run_id"):
-            return (gr.skip(),) * 8
+            return gr.skip()  # one skip for every output
         try:
-            return poll(attach(target, owner_token), force=True)
+            return show(attach(target, owner_token), force=True)
         except UserError:
-            return (gr.skip(),) * 8  # an MLM run's link, or a removed run: the Train tab says so
+            return gr.skip()  # an MLM run's link, or a removed run: the Train tab says so
 
     @user_errors
     def cancel(owner_token, state):
         gr.Info(jobs.cancel(state.get("run_id", ""), owner=owner_token))
-        return poll(state, force=True)
+        return show(state, force=True)
 
     @user_errors
     def resume(owner_token, state):
         gr.Info(jobs.resume(state.get("run_id", ""), owner=owner_token))
-        return poll(attach(state["run_id"], owner_token), force=True)
+        return show(attach(state["run_id"], owner_token), force=True)
 
     def refresh():
         runs = classify_extras.classifier_choices()
@@ -224,7 +248,7 @@ def render(demo: gr.Blocks) -> None:
     start_btn.click(start, [owner, *form_inputs], [owner, current, *outputs], **PRIVATE)
     cancel_btn.click(cancel, [owner, view], outputs, **PRIVATE)
     resume_btn.click(resume, [owner, view], outputs, **PRIVATE)
-    timer.tick(poll, view, outputs, concurrency_limit=None, show_progress="hidden", **PRIVATE)
+    timer.tick(show, view, outputs, concurrency_limit=None, show_progress="hidden", **PRIVATE)
     refresh_btn.click(refresh, None, [form["model"], form["corpus"], extras["models"], extras["mlm_run"]], **PRIVATE)
     demo.load(restore, [owner, current, view], outputs, **PRIVATE)
     current.change(restore, [owner, current, view], outputs, **PRIVATE)

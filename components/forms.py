@@ -15,7 +15,7 @@ Nothing here knows about a particular tab; the tab modules own their dataclasses
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import field, fields, is_dataclass
 from typing import Any
 
 import gradio as gr
@@ -79,3 +79,9 @@ class Form:
         if unknown:
             raise KeyError(f"no widget for {', '.join(sorted(unknown))} in the {self.cls.__name__} form")
         return {self.widgets[n]: v for n, v in values.items()} or gr.skip()
+
+
+def skipped() -> Any:
+    """A dataclass field defaulting to gr.skip() (a dict, so it needs a factory): a panel field left
+    at it leaves its widget as it is."""
+    return field(default_factory=gr.skip)

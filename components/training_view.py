@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from components.forms import skipped
 from components.pinned_prompts import timeline_markdown
 from components.run_plots import figures, progress_html
 from components.run_table import history_frame
@@ -29,27 +30,23 @@ HISTORY_EVERY_S = 10.0
 _now = time.monotonic  # a name of this module's own, for tests to move the clock
 
 
-def _skip() -> Any:
-    return field(default_factory=gr.skip)  # gr.skip() is a dict: a dataclass needs a factory
-
-
 @dataclass
 class RunPanel:
     """What the Train tab shows of the attached run, one field per widget; a field left at
     gr.skip() leaves its widget as it is (nothing is sent for it)."""
 
-    view: Any = _skip()  # the per-browser view state (gr.State)
-    run_md: Any = _skip()
-    progress: Any = _skip()
-    loss_plot: Any = _skip()
-    ppl_plot: Any = _skip()
-    lr_plot: Any = _skip()
-    tps_plot: Any = _skip()
-    log: Any = _skip()
-    cancel: Any = _skip()
-    resume: Any = _skip()
-    history: Any = _skip()
-    prompts: Any = _skip()  # components/pinned_prompts.py
+    view: Any = skipped()  # the per-browser view state (gr.State)
+    run_md: Any = skipped()
+    progress: Any = skipped()
+    loss_plot: Any = skipped()
+    ppl_plot: Any = skipped()
+    lr_plot: Any = skipped()
+    tps_plot: Any = skipped()
+    log: Any = skipped()
+    cancel: Any = skipped()
+    resume: Any = skipped()
+    history: Any = skipped()
+    prompts: Any = skipped()  # components/pinned_prompts.py
 
 
 def empty_view() -> dict:
