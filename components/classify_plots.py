@@ -8,6 +8,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.plots import plot_text
+
 EVAL_METRICS = ("accuracy", "precision", "recall", "f1")
 COLOURS = {"loss": "#ea580c", "accuracy": "#2563eb", "precision": "#16a34a", "recall": "#7c3aed", "f1": "#db2777"}
 
@@ -62,7 +64,7 @@ def confusion_figure(rows: list[dict]) -> go.Figure:
     if not evals:
         return _waiting(fig, "no evaluation yet")
     last = evals[-1]
-    labels = [str(label) for label in last.get("labels") or range(len(last["confusion"]))]
+    labels = [plot_text(label) for label in last.get("labels") or range(len(last["confusion"]))]
     fig.add_heatmap(z=last["confusion"], x=labels, y=labels, colorscale="Blues", text=last["confusion"],
                     texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>")
     fig.update_xaxes(title_text="predicted", type="category")

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from components.plots import plot_text
 from engine.compare import Column, CompareResult, FillMaskResult, human_bytes
 
 HIGHLIGHT = 0.01  # a probability change smaller than this is noise, not a move worth colouring
@@ -20,13 +21,14 @@ def fill_mask_figure(result: FillMaskResult, title: str = "") -> go.Figure:
                         horizontal_spacing=0.12 if n > 1 else 0.2)
     for i, preds in enumerate(result.masks, 1):
         fig.add_trace(go.Bar(
-            x=[p.probability for p in preds][::-1], y=[f"{p.token} " for p in preds][::-1], orientation="h",
-            text=[f"{p.probability:.3f}" for p in preds][::-1], textposition="auto",
-            hovertext=[p.sequence for p in preds][::-1], hoverinfo="text+x", showlegend=False,
+            x=[p.probability for p in preds][::-1], y=[f"{plot_text(p.token)} " for p in preds][::-1],
+            orientation="h", text=[f"{p.probability:.3f}" for p in preds][::-1], textposition="auto",
+            hovertext=[plot_text(p.sequence) for p in preds][::-1], hoverinfo="text+x", showlegend=False,
         ), row=1, col=i)
         fig.update_xaxes(title_text="probability", rangemode="tozero", row=1, col=i)
     height = 140 + 26 * max((len(p) for p in result.masks), default=5)
-    fig.update_layout(title=title or None, height=height, margin=dict(l=10, r=10, t=60 if title else 30, b=40))
+    fig.update_layout(title=plot_text(title) if title else None, height=height,
+                      margin=dict(l=10, r=10, t=60 if title else 30, b=40))
     return fig
 
 
@@ -71,7 +73,7 @@ def columns_html(result: CompareResult) -> str:
 
 def perplexity_figure(frame: pd.DataFrame) -> go.Figure:
     data = frame.dropna(subset=["perplexity"]) if "perplexity" in frame else frame.iloc[0:0]
-    fig = go.Figure(go.Bar(x=data.get("model", []), y=data.get("perplexity", []),
+    fig = go.Figure(go.Bar(x=[plot_text(m) for m in data.get("model", [])], y=data.get("perplexity", []),
                            text=[f"{v:,.1f}" for v in data.get("perplexity", [])], textposition="auto"))
     fig.update_layout(title="Perplexity on the same eval set (lower is better)", yaxis_title="perplexity",
                       yaxis_type="log", height=320, margin=dict(l=10, r=10, t=50, b=40))
@@ -80,7 +82,7 @@ def perplexity_figure(frame: pd.DataFrame) -> go.Figure:
 
 def downstream_figure(frame: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Bar(
-        x=frame.get("model", []), y=frame.get("accuracy_mean", []),
+        x=[plot_text(m) for m in frame.get("model", [])], y=frame.get("accuracy_mean", []),
         error_y=dict(type="data", array=list(frame.get("accuracy_std", []))),
         text=[f"{m:.3f} ± {s:.3f}" for m, s in zip(frame.get("accuracy_mean", []), frame.get("accuracy_std", []))],
         textposition="auto",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from components.plots import plot_text
 from engine.numbers import GIB
 
 PART_STYLE = {  # part -> (label, colour)
@@ -33,7 +34,8 @@ def memory_bars(estimate: dict) -> go.Figure:
                            text=f"{side['memory']['total'] / GIB:.2f} GiB")
     gpu = estimate["gpu"]
     fig.add_hline(y=gpu["memory_gib"], line_dash="dash", line_color="#111",
-                  annotation_text=f"{gpu['name']}: {gpu['memory_gib']:g} GiB", annotation_position="top left")
+                  annotation_text=f"{plot_text(gpu['name'])}: {gpu['memory_gib']:g} GiB",
+                  annotation_position="top left")
     top = max(gpu["memory_gib"], *(s["memory"]["total"] / GIB for s in sides))
     fig.update_layout(
         barmode="stack", title="Peak GPU memory by part (at each method's peak moment)",

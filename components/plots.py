@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import plotly.graph_objects as go
 
 BLUE, RED = "#3b82f6", "#ef4444"
+
+
+def plot_text(value) -> str:
+    """A user's text (a run name, a corpus label, a predicted token) as Plotly label text: Plotly
+    renders a subset of HTML in labels (<b>, <br>, <a href>), so a name such as "<b>x" or a
+    RoBERTa "<mask>" token would be styled or vanish; escaped, it shows as typed."""
+    return html.escape(str(value), quote=False)
 
 
 def token_length_histogram(lengths: np.ndarray, max_length: int, title: str = "Tokens per document") -> go.Figure:
