@@ -192,6 +192,8 @@ def summary_md(e: dict) -> str:
     if e["settings"].get("task") == "classify":
         lines.append(head_line(e))
     lines += [note for side in ("full", "lora") if (note := _gradients_note(side, e[side]["memory"]))]
+    if e["model"].get("note"):
+        lines.append(e["model"]["note"])
     return "\n\n".join(lines)
 
 
@@ -291,12 +293,16 @@ def calibration_md(c: dict | None) -> str:
 
 @user_errors
 def on_model(model: str):
+    """The model's LoRA presets, a line about it, and its family's masking rate (ModernBERT: 30%)."""
+    from engine.architectures import masking_default
+
     arch = load_arch((model or DEFAULT_MODEL).strip())
     presets = target_presets(arch)
     first = next(iter(presets))
+    rate, reason = masking_default(arch.model_type)
     return (gr.update(choices=[*presets, CUSTOM], value=first), _targets_text(presets[first]),
             f"{arch.name}: {arch.layers} layers, hidden {arch.hidden}, {arch.heads} heads, vocabulary "
-            f"{arch.vocab:,}, at most {arch.max_length} tokens.")
+            f"{arch.vocab:,}, at most {arch.max_length:,} tokens. Masking {rate:.0%}: {reason}", rate)
 
 
 def on_target_preset(model: str, choice: str):
@@ -377,7 +383,7 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
             form["model"] = model = gr.Dropdown(
                 list(ARCH_CHOICES), value=DEFAULT_MODEL, allow_custom_value=True,
                 label="Architecture: bundled config, 'bundled' MiniLM, a folder or a Hub id", elem_id="costs-model")
-            model_md = gr.Markdown()
+            model_md = gr.Markdown(elem_id="costs-model-info")
             form["task"] = gr.Radio(TASK_CHOICES, value="mlm", label="Task", elem_id="costs-task",
                                     info="a classifier has no MLM head: a [CLS] pooler and classifier instead, "
                                          "trained in full next to LoRA")
@@ -394,7 +400,8 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
             gr.Markdown("**Training step**")
             with gr.Row():
                 form["batch_size"] = gr.Number(32, precision=0, label="Batch size", elem_id="costs-batch")
-                form["seq_len"] = seq_len = gr.Number(128, precision=0, label="Sequence length (tokens)")
+                form["seq_len"] = seq_len = gr.Number(128, precision=0, label="Sequence length (tokens)",
+                                                     elem_id="costs-seq")
             form["precision"] = gr.Radio([(v, k) for k, v in PRECISION_LABELS.items()], value="fp16",
                                          label="Precision")
             form["optimizer"] = gr.Radio([(v, k) for k, v in OPTIMIZER_LABELS.items()], value="adamw",
@@ -402,7 +409,7 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
             form["grad_checkpointing"] = gr.Checkbox(False, label="Gradient checkpointing")
             form["head"] = gr.Radio([("masked positions only (this app's trainer)", "masked"),
                                      ("every position", "all")], value="masked", label="MLM head applied to")
-            form["mlm_probability"] = gr.Number(0.15, label="Masking probability")
+            form["mlm_probability"] = gr.Number(0.15, label="Masking probability", elem_id="costs-mlm-prob")
         with gr.Column():
             gr.Markdown("**GPU, corpus and time**")
             form["gpu"] = gpu = gr.Dropdown(list(PRESETS), value=DEFAULT_GPU,
@@ -447,7 +454,8 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     # By name: the public /estimate takes its parameter names and order from EstimateRequest.
     go_btn.click(run_estimate, inputs_kwargs=form.complete().kwargs, outputs=result, api_name="estimate").success(
         lambda r: view.updates(show(r)), result, view.complete().outputs, api_visibility="private")
-    model.change(on_model, model, [target_preset, targets, model_md], api_visibility="private")
+    model.change(on_model, model, [target_preset, targets, model_md, form["mlm_probability"]],
+                 api_visibility="private")
     target_preset.change(on_target_preset, [model, target_preset], targets, api_visibility="private")
     gpu.change(lambda name: {**form.updates(gpu_figures(name)), price_md: price_note(name)}, gpu,
                [*(form[n] for n in GPU_FIELDS), price_md], api_visibility="private")

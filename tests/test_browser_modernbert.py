@@ -29,3 +29,27 @@ def test_a_modernbert_brings_its_rate_and_long_chunks(page, app_url, tiny_modern
     expect(page.get_by_text("8 to 8,192 tokens for this model")).to_be_visible(timeout=30_000)
     expect(page.locator("#train-mlm-prob input")).to_have_value("0.3")
     expect(page.locator("#train-mlm-prob")).to_contain_text("ModernBERT was pretrained with 30%")
+
+
+@pytest.mark.browser
+def test_the_costs_tab_estimates_modernbert_at_8192_tokens(page, app_url):
+    from playwright.sync_api import expect
+
+    from tests.browser_helpers import field_box, fill, open_tab
+
+    open_tab(page, app_url, "Costs", "#costs-estimate")
+    model = field_box(page, "costs-model")
+    model.fill("modernbert-base")
+    model.press("Enter")
+    expect(page.locator("#costs-model-info")).to_contain_text("at most 8,192 tokens", timeout=30_000)
+    expect(field_box(page, "costs-targets")).to_have_value("Wqkv")
+    expect(field_box(page, "costs-mlm-prob")).to_have_value("0.3")
+    fill(page, "costs-seq", 8192)
+    fill(page, "costs-batch", 1)
+    page.locator("#costs-estimate").click()
+    summary = page.locator("#costs-summary")
+    expect(summary).to_contain_text("LoRA trains 540,672 parameters", timeout=120_000)
+    expect(summary).to_contain_text("14 of 22 layers attend within a 128-token window")
+    fill(page, "costs-seq", 8193)
+    page.locator("#costs-estimate").click()
+    expect(page.get_by_text("maximum of 8192 tokens").first).to_be_visible(timeout=30_000)

@@ -14,6 +14,7 @@ from engine.costs.arch import ARCH_CHOICES
 from engine.costs.gpus import DEFAULT_GPU, PRESETS
 from engine.costs.memory import OPTIMIZERS, PARTS
 from engine.costs.trace import PRECISIONS
+from engine.errors import UserError
 from engine.numbers import gib, mib
 
 
@@ -40,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grad-checkpointing", action="store_true")
     p.add_argument("--head", choices=("masked", "all"), default="masked",
                    help="MLM head on masked positions only (this app's trainer) or on every position")
-    p.add_argument("--mlm-probability", type=str, default="0.15")
+    p.add_argument("--mlm-probability", type=str, default=None,
+                   help="share of positions masked (default: the model family's, 0.15; ModernBERT 0.30)")
     p.add_argument("--gpu", choices=list(PRESETS), default=DEFAULT_GPU, metavar="GPU",
                    help=f"one of: {'; '.join(PRESETS)}")
     p.add_argument("--gpu-memory", default=None, help="GiB, overrides the preset")
@@ -55,10 +57,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _family_rate(model: str) -> float:
+    """The model family's masking rate (engine.architectures), read from the cost model's configs."""
+    from engine.architectures import BERT_MASK_RATE, masking_default
+    from engine.costs.arch import load_arch
+
+    try:
+        return masking_default(load_arch(model).model_type)[0]
+    except UserError:  # the estimate itself says what is wrong with the model
+        return BERT_MASK_RATE
+
+
 def main(argv: list[str]) -> int:
     from engine.costs.calculator import CostSettings, estimate
 
     a = parser().parse_args(argv)
+    if a.mlm_probability is None:
+        a.mlm_probability = _family_rate(a.model)
     settings = CostSettings(
         model=a.model, task=a.task, num_labels=a.num_labels, method=a.method, lora_r=a.r, lora_alpha=a.alpha,
         lora_dropout=a.dropout,

@@ -1,4 +1,5 @@
-"""The forward pass of BERT-, RoBERTa- and DistilBERT-style MLMs, op by op, for the replay.
+"""The forward pass of BERT-, RoBERTa- and DistilBERT-style MLMs, op by op, for the replay
+(ModernBERT's is in engine/costs/modernbert.py).
 
 Each function mirrors the transformers 5 module's forward (embeddings, one encoder
 layer, the MLM head and loss) with the same module names, so the replay can ask the
@@ -22,8 +23,8 @@ HEAD = {  # transform dense, its LayerNorm, the vocabulary projection
 def trace_step(arch: Arch, params: ParamReport, shape: StepShape, lora_dropout: float = 0.0) -> Trace:
     """Saved tensors and FLOPs of one training step (forward, loss, backward)."""
     rp = Replay(arch, params, shape, lora_dropout)
-    x = _embeddings(rp)
-    layer = _distilbert_layer if arch.family == "distilbert" else _bert_layer
+    embeddings, layer, head, classifier = _parts(arch.family)
+    x = embeddings(rp)
     # engine/mlm_head.py (install): our loop runs the last layer past attention on the masked
     # rows only (not under checkpointing, where the layer must re-run the same way).
     masked_last = not shape.head_all and not shape.checkpointing and not shape.num_labels
@@ -36,8 +37,18 @@ def trace_step(arch: Arch, params: ParamReport, shape: StepShape, lora_dropout: 
 
         x = rp.checkpointed(run, x) if shape.checkpointing else run(x)
     rp.segment = "head"
-    (_classifier_and_loss if shape.num_labels else _head_and_loss)(rp, x)
+    (classifier if shape.num_labels else head)(rp, x)
     return rp.trace
+
+
+def _parts(family: str):
+    """(embeddings, layer, MLM head + loss, classifier + loss) of a family's forward."""
+    if family == "modernbert":
+        from engine.costs import modernbert
+
+        return modernbert.embeddings, modernbert.layer, modernbert.head_and_loss, modernbert.classifier_and_loss
+    layer = _distilbert_layer if family == "distilbert" else _bert_layer
+    return _embeddings, layer, _head_and_loss, _classifier_and_loss
 
 
 def _embeddings(rp: Replay) -> Sym:
@@ -103,7 +114,12 @@ def _head_and_loss(rp: Replay, x: Sym) -> None:
     if not shape.head_all:  # engine.mlm_head: hidden[labels != -100]
         x = rp.pick_rows(x, n)
     t = rp.layer_norm(rp.gelu(rp.linear(x, dense, arch.hidden, arch.hidden)), norm)
-    logits = rp.linear(t, decoder, arch.hidden, arch.vocab)
+    vocabulary_loss(rp, rp.linear(t, decoder, arch.hidden, arch.vocab), n)
+
+
+def vocabulary_loss(rp: Replay, logits: Sym, n: int) -> None:
+    """Cross-entropy over the vocabulary for `n` rows of logits (shared with engine/costs/modernbert.py)."""
+    arch, shape = rp.arch, rp.shape
     # The loss runs in fp32 (engine.mlm_head casts; autocast lists log_softmax as fp32),
     # except the model's own loss on a model cast wholly to bf16.
     loss_dtype = "half" if shape.head_all and shape.precision == "bf16-pure" else "fp32"

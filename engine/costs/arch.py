@@ -23,9 +23,15 @@ BUNDLED_ARCHS = tuple(sorted(p.stem for p in ARCH_DIR.glob("*.json")))
 BUNDLED_REF = "bundled"
 ARCH_CHOICES = (*BUNDLED_ARCHS, BUNDLED_REF)
 
-# The per-layer activation formula knows these encoder layouts (engine/costs_trace.py).
+# The layer layouts the activation replay knows (engine/costs/activations.py, modernbert.py), by
+# transformers' model_type; any other type is refused with this list rather than guessed.
 FAMILIES = {"bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
-            "distilbert": "distilbert"}
+            "distilbert": "distilbert", "modernbert": "modernbert"}
+# Hub ids whose config ships in arch_configs/: their estimate needs no network.
+HUB_ALIASES = {"answerdotai/ModernBERT-base": "modernbert-base", "answerdotai/ModernBERT-large": "modernbert-large",
+               "google-bert/bert-base-uncased": "bert-base-uncased", "google-bert/bert-large-uncased":
+               "bert-large-uncased", "distilbert/distilbert-base-uncased": "distilbert-base-uncased",
+               "FacebookAI/roberta-base": "roberta-base", "FacebookAI/roberta-large": "roberta-large"}
 
 # LoRA target presets per family; "all-linear" is peft's own shorthand (every Linear
 # except the output layer, here the vocabulary projection).
@@ -33,6 +39,7 @@ _ATTENTION_ALL = {
     "bert": ["query", "key", "value", "attention.output.dense"],
     "roberta": ["query", "key", "value", "attention.output.dense"],
     "distilbert": ["q_lin", "k_lin", "v_lin", "out_lin"],
+    "modernbert": ["Wqkv", "attn.Wo"],  # q, k and v are one fused matrix
 }
 ALL_LINEAR = "all-linear"
 
@@ -42,7 +49,7 @@ class Arch:
     ref: str
     name: str
     model_type: str
-    family: str  # bert | roberta | distilbert (others are estimated with the bert layout)
+    family: str  # bert | roberta | distilbert | modernbert (FAMILIES)
     layers: int
     hidden: int
     heads: int
@@ -52,6 +59,9 @@ class Arch:
     hidden_dropout: float
     attention_dropout: float
     config_json: str = field(repr=False)
+    # ModernBERT: "full_attention" or "sliding_attention" per layer, and the sliding window (tokens)
+    layer_types: tuple[str, ...] = ()
+    window: int = 0
 
     def config(self):
         from transformers import AutoConfig
@@ -60,8 +70,19 @@ class Arch:
         return AutoConfig.for_model(raw.pop("model_type"), **raw)
 
     def info(self) -> dict:
-        return {k: getattr(self, k) for k in ("name", "model_type", "layers", "hidden", "heads",
-                                              "intermediate", "vocab", "max_length")}
+        return {**{k: getattr(self, k) for k in ("name", "model_type", "layers", "hidden", "heads",
+                                                 "intermediate", "vocab", "max_length")}, "note": self.note}
+
+    @property
+    def note(self) -> str:
+        """What about this architecture changes the memory a reader expects (shown with the estimate)."""
+        if self.family != "modernbert":
+            return ""
+        return (f"ModernBERT: {self.layer_types.count('sliding_attention')} of {self.layers} layers attend within "
+                f"a {self.window}-token window. Under SDPA (transformers' default) that window is a mask: every "
+                "score is still computed and each such layer keeps a batch x seq x seq mask for backward, which "
+                "dominates memory at long sequences (flash-attention-2, a separate package, applies the window "
+                "without a mask; this estimate assumes SDPA).")
 
 
 def load_arch(ref: str | None) -> Arch:
@@ -76,6 +97,11 @@ def _load_arch(ref: str) -> Arch:
     model_type = raw.get("model_type", "")
     if not model_type:
         raise UserError(f"The config of {ref!r} names no model_type: it is not a transformers model.")
+    if model_type not in FAMILIES:
+        raise UserError(
+            f"The cost model does not know the {model_type!r} architecture of {ref!r}: it knows "
+            f"{', '.join(sorted(FAMILIES))} (bundled: {', '.join(BUNDLED_ARCHS)})."
+        )
     g = raw.get
     layers = g("num_hidden_layers") or g("n_layers") or 0
     hidden = g("hidden_size") or g("dim") or 0
@@ -87,15 +113,28 @@ def _load_arch(ref: str) -> Arch:
         ref=ref,
         name=_display_name(ref),
         model_type=model_type,
-        family=FAMILIES.get(model_type, "bert"),
+        family=FAMILIES[model_type],
         layers=int(layers), hidden=int(hidden), heads=int(heads),
         intermediate=int(g("intermediate_size") or g("hidden_dim") or 4 * hidden),
         vocab=int(g("vocab_size", 0)),
         max_length=max_len,
-        hidden_dropout=float(g("hidden_dropout_prob", g("dropout", 0.1)) or 0.0),
+        hidden_dropout=float(g("hidden_dropout_prob", g("dropout", g("mlp_dropout", 0.1))) or 0.0),
         attention_dropout=float(g("attention_probs_dropout_prob", g("attention_dropout", 0.1)) or 0.0),
         config_json=json.dumps(raw),
+        layer_types=_layer_types(raw, int(layers)),
+        window=int(g("local_attention") or 0),
     )
+
+
+def _layer_types(raw: dict, layers: int) -> tuple[str, ...]:
+    """ModernBERT's attention per layer: global every `global_attn_every_n_layers` (from layer 0),
+    sliding-window otherwise, unless the config lists them (transformers 5's layer_types)."""
+    if raw.get("model_type") != "modernbert":
+        return ()
+    if raw.get("layer_types"):
+        return tuple(raw["layer_types"])
+    every = int(raw.get("global_attn_every_n_layers") or 3)
+    return tuple("full_attention" if i % every == 0 else "sliding_attention" for i in range(layers))
 
 
 def _display_name(ref: str) -> str:
@@ -107,6 +146,7 @@ def _display_name(ref: str) -> str:
 def _config_dict(ref: str) -> dict:
     from engine import models
 
+    ref = HUB_ALIASES.get(ref, ref)
     if ref in BUNDLED_ARCHS:
         return json.loads((ARCH_DIR / f"{ref}.json").read_text())
     try:  # folder, bundled MiniLM, or Hub id; an id offline raises UserError

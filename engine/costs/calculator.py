@@ -231,7 +231,7 @@ def reduction(params: ParamReport) -> dict:
         key = (d, k, r)
         row = rows.setdefault(key, {"examples": [], "d": d, "k": k, "r": r, "count": 0})
         row["count"] += 1
-        short = re.sub(r"^.*\.layer\.\d+\.", "", name)  # attention.self.query, intermediate.dense, ...
+        short = re.sub(r"^.*\.layers?\.\d+\.", "", name)  # attention.self.query, attn.Wqkv, ...
         if short not in row["examples"]:
             row["examples"].append(short)
     per_shape = []
@@ -263,8 +263,8 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
         *task_notes(s),
         f"Utilisation: {utilisation_source}.",
     ]
-    if arch.family == "bert" and arch.model_type != "bert":
-        out.append(f"{arch.model_type} activations are estimated with the BERT layer layout.")
+    if arch.note:
+        out.append(arch.note)
     if s.optimizer == "adamw8bit":
         out.append("8-bit AdamW needs the bitsandbytes package, which is not installed here.")
     return out
@@ -307,7 +307,7 @@ def bundled_corpus_tokens(source: str = "imdb", seq_len: int = 128) -> dict:
     cfg = (CorpusConfig(source=meta.corpus_id) if meta.corpus_id in BUNDLED_SOURCES
            else CorpusConfig(source="stored", corpus_id=meta.corpus_id))
     seq = _whole("Sequence length", seq_len)
-    prepared = prepare(cfg, cached_tokenizer(BUNDLED), chunk_size=seq, max_length=512)
+    prepared = prepare(cfg, cached_tokenizer(BUNDLED), chunk_size=seq, max_length=max(seq, 512))
     train = prepared.stats["train"]
     return {
         "source": source, "seq_len": seq, "chunks": train.chunks, "tokens": train.chunks * seq,

@@ -57,7 +57,7 @@ def normalise(name: str) -> str:
 
 
 def segment_of(param_name: str) -> str:
-    found = re.search(r"\.layer\.(\d+)\.", param_name)
+    found = re.search(r"\.layers?\.(\d+)\.", param_name)  # BERT's encoder.layer.N, ModernBERT's layers.N
     if found:
         return f"layer.{found.group(1)}"
     return "embeddings" if ".embeddings." in param_name else "head"

@@ -94,6 +94,7 @@ class Replay:
         self.segment = "embeddings"
         self.recording = True
         self._weight_copies: set[str] = set()
+        self.rotary: dict[str, tuple[Sym, Sym]] = {}  # ModernBERT's cos and sin, per attention type
         # labels != -100: one bool tensor, kept by every indexing that uses it (counted once)
         self.picked = Sym(shape.batch * shape.seq, "bool", False)
 
@@ -222,6 +223,14 @@ class Replay:
         self.flops(2 * mm, back)
         self.trace.attention_flops += 2 * mm + back
         return Sym(q.numel, q.dtype, q.grad or k.grad or v.grad)  # transpose + reshape copy
+
+    def attention_fused(self, q: Sym, k: Sym, v: Sym) -> Sym:
+        """Attention where the fused SDPA kernel runs on CPU too (PyTorch's CPU flash kernel, taken
+        when there is no attention dropout: ModernBERT's default); `v` may be a wider storage that
+        the value is a view of."""
+        if self.shape.device == "cpu" and self.arch.attention_dropout > 0:
+            return self.attention(q, k, Sym(q.numel, v.dtype, v.grad))
+        return self._fused_attention(q, k, v, 2 * self.shape.batch * self.shape.seq ** 2 * self.arch.hidden)
 
     def _fused_attention(self, q: Sym, k: Sym, v: Sym, mm: int) -> Sym:
         # Flash / memory-efficient SDPA keep q, k, v (views of the projections), the output
