@@ -199,9 +199,12 @@ def summary_md(e: dict) -> str:
 
 def head_line(e: dict) -> str:
     """How the classifier head adds to the LoRA-only count (the textbook's 294,912 for BERT-base r=8 q,v)."""
+    from engine.architectures import classifier_head
+
     only, trainable = e["reduction"]["lora_params"], e["lora"]["params"]["trainable"]
+    head = e["settings"].get("modules_to_save") or classifier_head(e["model"]["model_type"])
     return (f"Sequence classification: {only:,} LoRA parameters plus {trainable - only:,} in the classifier head "
-            f"(pooler and classifier, trained in full) = {trainable:,} trainable; no MLM head or vocabulary "
+            f"({' + '.join(head)}, trained in full) = {trainable:,} trainable; no MLM head or vocabulary "
             "projection, so the logits are a few bytes per sequence.")
 
 

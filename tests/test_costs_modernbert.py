@@ -109,6 +109,11 @@ def test_classifier_estimate_has_no_vocabulary():
     # head.dense + head.norm (no bias) + the 2-label classifier, trained in full next to LoRA
     assert cls["lora"]["params"]["trainable"] == 22 * 8 * 4 * 768 + 768 * 768 + 768 + 768 * 2 + 2
     assert cls["full"]["memory"]["parts"]["logits"] < mlm["full"]["memory"]["parts"]["logits"] / 100
+    assert any("goes through the head (dense, GELU, norm)" in n for n in cls["notes"])
+    assert any("modules_to_save head + classifier" in n for n in cls["notes"])
+    from components.costs import head_line
+
+    assert "(head + classifier, trained in full)" in head_line(cls)
 
 
 def test_a_tiny_modernbert_folder_is_estimated(tiny_modernbert_dir):

@@ -260,7 +260,7 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
         "GPU kernels assumed: fused scaled-dot-product attention (no seq x seq matrices kept) and "
         "1-byte dropout masks; framework overhead is a CUDA context of 512 MiB plus 5% allocator slack.",
         f"Margin: {MARGIN_REASON}.",
-        *task_notes(s),
+        *task_notes(s, arch),
         f"Utilisation: {utilisation_source}.",
     ]
     if arch.note:
@@ -270,16 +270,21 @@ def notes(s: CostSettings, arch: Arch, utilisation_source: str) -> list[str]:
     return out
 
 
-def task_notes(s: CostSettings) -> list[str]:
+def task_notes(s: CostSettings, arch: Arch) -> list[str]:
     if s.task == "classify":
+        from engine.architectures import classifier_head
+
         skipped = ["Calibration skipped: the calibration runs are MLM runs, a different step."] \
             if s.calibration_run else []
-        return [f"Sequence classification ({s.num_labels} labels): no MLM head and no vocabulary projection; the "
-                "[CLS] row goes through the pooler (DistilBERT: pre_classifier) and the classifier, and the loss "
-                "is over the labels. Activations assume every sequence is padded to the maximum length.",
-                "LoRA trains the classifier head in full next to the adapters (peft SEQ_CLS, modules_to_save "
-                f"{s.modules_to_save or 'as the Classify runs: pooler/pre_classifier + classifier'}): its "
-                "weights add to the LoRA-only count.", *skipped]
+        pooled = ("the sequence is pooled (its config's classifier_pooling: [CLS] or the mean) and goes through "
+                  "the head (dense, GELU, norm)" if arch.family == "modernbert" else
+                  "the [CLS] row goes through the pooler (DistilBERT: pre_classifier)")
+        saved = s.modules_to_save or " + ".join(classifier_head(arch.model_type))
+        return [f"Sequence classification ({s.num_labels} labels): no MLM head and no vocabulary projection; "
+                f"{pooled} and the classifier, and the loss is over the labels. Activations assume every sequence "
+                "is padded to the maximum length.",
+                f"LoRA trains the classifier head in full next to the adapters (peft SEQ_CLS, modules_to_save "
+                f"{saved}, as the Classify runs do): its weights add to the LoRA-only count.", *skipped]
     return ["The MLM head sees "
             + ("every position." if s.head == "all" else f"the masked {s.mlm_probability:.0%} of positions.")]
 
