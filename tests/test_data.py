@@ -138,10 +138,22 @@ def test_cli_prepare_refuses_an_unknown_or_escaping_corpus_id(bad, capsys):
     assert "corpus" in capsys.readouterr().err
 
 
+def test_token_caches_of_an_earlier_version_are_freed(small_corpus, tokenizer, fresh_cache):
+    """Version 3 trims byte-level offsets: version-2 caches could hold untrimmed ones and are never read."""
+    stale = fresh_cache / "tok-v2-abc-def" / "train"
+    stale.mkdir(parents=True)
+    (stale / "offsets.npy").write_bytes(b"old")
+    other = fresh_cache / "models"
+    other.mkdir()
+    data.prepare(small_corpus, tokenizer, chunk_size=64)
+    assert not stale.parent.exists() and other.exists()
+    assert [p.name.split("-")[1] for p in fresh_cache.glob("tok-*")] == [f"v{data.CACHE_VERSION}"]
+
+
 def test_prepare_makes_offsets_only_when_read_and_then_caches_them(small_corpus, tokenizer, fresh_cache):
     """Token-level paths never pay for offsets; whole-word masking gets the same ones as before."""
     prepared = data.prepare(small_corpus, tokenizer, chunk_size=64)
-    folder = fresh_cache / next(p.name for p in fresh_cache.iterdir() if p.name.startswith("tok-v2-"))
+    folder = next(fresh_cache.glob(f"tok-v{data.CACHE_VERSION}-*"))
     assert not (folder / "train" / "offsets.npy").exists()
     train = prepared.chunks["train"]
     assert list(train) == ["input_ids", "attention_mask", "special_tokens_mask", "labels", "offset_mapping",
@@ -170,7 +182,7 @@ def test_training_batches_ask_for_word_columns_only_for_whole_word_masking(small
     from engine.training.batches import take
 
     train = data.prepare(small_corpus, tokenizer, chunk_size=64).chunks["train"]
-    folder = fresh_cache / next(p.name for p in fresh_cache.iterdir() if p.name.startswith("tok-v2-"))
+    folder = next(fresh_cache.glob(f"tok-v{data.CACHE_VERSION}-*"))
     token_level = take(train, np.arange(4), words=False)
     assert "offset_mapping" not in token_level and not (folder / "train" / "offsets.npy").exists()
     whole_word = take(train, np.arange(4))

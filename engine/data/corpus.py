@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from engine.numbers import check_chunk_size  # noqa: F401 (re-exported: the one 
 from engine.offline import cached_dataset_snapshot, cached_repos, is_offline
 
 BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
-CACHE_VERSION = "2"  # 2: offsets optional, in their own file
+CACHE_VERSION = "3"  # 2: offsets optional, in their own file; 3: byte-level offsets trimmed of the space
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def tokenize_corpus(cfg: CorpusConfig, tokenizer, progress=None) -> Tokenized:
         splits = {s: _load_split(folder / s, _offsets_loader(folder / s, cfg, tokenizer)) for s in ("train", "test")}
         docs = json.loads((folder / "done.json").read_text())["docs"]
         return Tokenized(splits, docs, True, time.perf_counter() - start, str(folder))
+    _drop_old_versions()
     corpus = load_corpus(cfg)
     backend = _untruncated(tokenizer)  # one copy for both splits
     splits, docs = {}, {}
@@ -233,6 +235,14 @@ def tokenize_corpus(cfg: CorpusConfig, tokenizer, progress=None) -> Tokenized:
         _save_split(folder / name, splits[name])
     (folder / "done.json").write_text(json.dumps({"docs": docs, "config": asdict(cfg)}))
     return Tokenized(splits, docs, False, time.perf_counter() - start, str(folder))
+
+
+def _drop_old_versions() -> None:
+    """Token caches of an earlier CACHE_VERSION are never read again: free their disk (a Space's
+    /data is small). Only this code's own tok-v<N>- folders are touched."""
+    for old in cache_root().glob("tok-v*-*"):
+        if old.is_dir() and not old.name.startswith(f"tok-v{CACHE_VERSION}-"):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _texts(corpus, name: str) -> list[str]:
