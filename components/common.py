@@ -26,14 +26,23 @@ def user_errors(fn):
         except gr.Error:
             raise
         except UserError as exc:
-            # The toast renders its message as HTML: a "<mask>" in a message would vanish.
-            raise gr.Error(html.escape(str(exc), quote=False)) from exc
+            # A user's mistake is one log line, not a traceback: real failures must stand out.
+            log.info("refused in %s: %s", getattr(fn, "__name__", fn), exc)
+            raise toast(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 - the boundary: nothing raw reaches a user
-            if not isinstance(exc, OSError | RecursionError):
-                log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
-            raise gr.Error(html.escape(plain(exc), quote=False)) from exc
+            if isinstance(exc, OSError | RecursionError):
+                log.warning("%s in %s: %s", type(exc).__name__, getattr(fn, "__name__", fn), exc)
+            else:
+                log.exception("unexpected error in %s", getattr(fn, "__name__", fn))  # the one traceback
+            raise toast(plain(exc)) from exc
 
     return wrapper
+
+
+def toast(message: str) -> gr.Error:
+    """An error toast whose traceback Gradio does not print (the caller logs what matters). The
+    toast renders its message as HTML: escaped, so a "<mask>" in a message does not vanish."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 def mode_banner() -> str:

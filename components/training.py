@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from components import pinned_prompts, run_table, training_api
-from components.common import chunk_hint, user_errors
+from components.common import chunk_hint, toast, user_errors
 from components.forms import Form
 from components.run_plots import progress_html
 from components.training_form import (
@@ -221,7 +221,7 @@ def render(demo: gr.Blocks) -> None:
         """The attached run's settings in the form, named as a fork; Start then makes a new run."""
         config = _config_of(state)
         if not config:
-            raise gr.Error("Open a run first (start one, or click a row of the history).")
+            raise toast("Open a run first (start one, or click a row of the history).")
         values = dict(zip(names, values_from_config(names, config)))
         values["name"] = f"{config.get('name') or config.get('run_id')} (fork)"[:120]
         gr.Info("The form holds that run's settings: change what you like and press Start for a new run.")

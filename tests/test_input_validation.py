@@ -159,6 +159,26 @@ def test_user_errors_never_shows_raw_exception_text():
         assert expected in err.value.message and secret_path not in err.value.message
 
 
+def test_a_users_mistake_is_one_log_line_and_a_real_failure_one_traceback(caplog):
+    """The server log keeps real failures visible: Gradio prints no traceback for either toast."""
+    import logging
+
+    from components.common import user_errors
+
+    @user_errors
+    def boom(exc):
+        raise exc
+
+    with caplog.at_level(logging.INFO, logger="components.common"):
+        for exc in (UserError("Chunk size 9000 is above the model's maximum of 8192 tokens."), KeyError("x")):
+            with pytest.raises(gr.Error) as err:
+                boom(exc)
+            assert err.value.print_exception is False
+    mistake, failure = caplog.records
+    assert mistake.levelno == logging.INFO and "Chunk size 9000" in mistake.getMessage() and not mistake.exc_info
+    assert failure.levelno == logging.ERROR and failure.exc_info
+
+
 # ---------------------------------------------------------------- the Costs tab's settings, endpoint arguments
 
 
