@@ -5,6 +5,7 @@ anything else is a bug and keeps its traceback.
 """
 
 import errno
+import math
 
 
 class UserError(ValueError):
@@ -14,6 +15,9 @@ class UserError(ValueError):
 def quote(value, limit: int = 40) -> str:
     """A user's value for a message: its repr when short, else only its type and size (a 100 KB
     id or a 5,000-character path is never echoed back whole)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+            and float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"  # a number box sends 10000000.0 for 10,000,000: say it as typed
     text = repr(value)
     if len(text) <= limit:
         return text

@@ -299,3 +299,11 @@ def test_dataset_stats_arguments_are_checked_by_type(position, bad):
     message = str(err.value)
     assert "must be" in message or "too long" in message
     assert "Traceback" not in message and "AttributeError" not in message and len(message) < 300
+
+
+def test_a_number_box_value_is_echoed_as_the_user_typed_it():
+    """Gradio's number boxes send floats: 10000000.0 is said back as 10,000,000, -1.0 as -1."""
+    with pytest.raises(UserError, match=r"got 10,000,000\.$"):
+        CostSettings(batch_size=10000000.0).validated()
+    with pytest.raises(UserError, match=r"got -1\.$"):
+        TrainConfig.from_dict({"learning_rate": -1.0})
