@@ -46,6 +46,7 @@ inputs by name from that form, so a new setting is one field there plus one widg
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,15 +297,19 @@ def calibration_md(c: dict | None) -> str:
 
 @user_errors
 def on_model(model: str):
-    """The model's LoRA presets, a line about it, and its family's masking rate (ModernBERT: 30%)."""
+    """The model's LoRA presets, a line about it, and its family's masking rate (ModernBERT: 30%).
+    A model the cost model cannot read is said under the field (Estimate then says it as a toast)."""
     from engine.architectures import masking_default
 
-    arch = load_arch((model or DEFAULT_MODEL).strip())
+    try:
+        arch = load_arch((model or DEFAULT_MODEL).strip())
+    except UserError as exc:
+        return gr.update(), gr.update(), f"⚠️ {html.escape(str(exc), quote=False)}", gr.update()
     presets = target_presets(arch)
     first = next(iter(presets))
     rate, reason = masking_default(arch.model_type)
     return (gr.update(choices=[*presets, CUSTOM], value=first), _targets_text(presets[first]),
-            f"{arch.name}: {arch.layers} layers, hidden {arch.hidden}, {arch.heads} heads, vocabulary "
+            f"{html.escape(arch.name)}: {arch.layers} layers, hidden {arch.hidden}, {arch.heads} heads, vocabulary "
             f"{arch.vocab:,}, at most {arch.max_length:,} tokens. Masking {rate:.0%}: {reason}", rate)
 
 

@@ -126,6 +126,11 @@ def test_an_unknown_architecture_is_refused_naming_the_known_ones(tiny_eurobert_
     with pytest.raises(UserError, match=r"does not know the 'eurobert' architecture.*bert, camembert, "
                                         r"distilbert, modernbert, roberta, xlm-roberta"):
         load_arch(tiny_eurobert_dir)
+    from components.costs import on_model
+
+    presets, targets, line, rate = on_model(tiny_eurobert_dir)  # said under the field, not a toast
+    assert line.startswith("⚠️ The cost model does not know the 'eurobert'") and rate == presets == targets == {
+        "__type__": "update"}
 
 
 def test_what_fits_for_modernbert_reaches_long_sequences():
