@@ -79,3 +79,11 @@ def test_steps_follow_size_epochs_and_accumulation(tmp_path):
 def test_an_unknown_model_gives_steps_but_no_duration(tmp_path):
     e = eta.estimate(TrainConfig(max_steps=10, model="no/such-model"), "cpu", tmp_path)
     assert e.steps == 10 and e.seconds is None and "unknown" in eta.describe(e)
+
+
+def test_a_chunk_past_the_models_maximum_is_the_reason_given(tmp_path, tiny_modernbert_dir):
+    """Not 'the cost model does not know this model': the model is known, the chunk is too long."""
+    e = eta.estimate(TrainConfig(max_steps=10, model=tiny_modernbert_dir, chunk_size=9000), "cpu", tmp_path)
+    assert e.seconds is None and "9000 is above" in e.explanation and "maximum of 8192" in e.explanation
+    known = eta.estimate(TrainConfig(max_steps=10, model=tiny_modernbert_dir, chunk_size=256), "cpu", tmp_path)
+    assert known.seconds is not None

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, plain
 from engine.hardware import planned_steps
 from engine.run_folder import RunFolder
 
@@ -116,7 +116,22 @@ def rate(cfg: dict, device: str, root: Path | None = None) -> tuple[float | None
                     f"from {len(flop_rates)} earlier run(s) of other settings on this machine, "
                     "scaled by FLOPs per token")
         return _model_rate(mine, device, prec)
-    return None, "none", "the cost model does not know this model, and no earlier run used these settings"
+    return None, "none", f"no earlier run used these settings, and {_why_no_estimate(cfg, device)}"
+
+
+def _why_no_estimate(cfg: dict, device: str) -> str:
+    """Why the cost model gave no FLOPs for a config: its own message (a chunk past the model's
+    maximum reads as that, not as an unknown model)."""
+    from engine.costs.calculator import CostSettings, estimate
+
+    try:
+        estimate(CostSettings(model=cfg.get("model", "bundled"), method=cfg.get("method", "full"),
+                              batch_size=cfg.get("batch_size", 16), seq_len=cfg.get("chunk_size", 128),
+                              precision=_precision(cfg, device), device=device if device == "cpu" else "cuda"))
+    except (UserError, OSError, ValueError) as exc:
+        first = plain(exc).split("\n")[0].rstrip(".")  # a Hub error goes on with advice for developers
+        return f"the cost model cannot estimate them: {first}"
+    return "the cost model cannot estimate them"
 
 
 def _model_rate(mine: float, device: str, precision: str) -> tuple[float | None, str, str]:
@@ -173,7 +188,7 @@ def describe(eta: Eta) -> str:
         return "Steps unknown until the corpus is chunked (training size 'all' and no step limit)."
     text = f"{eta.steps:,} optimizer steps, {eta.tokens:,} tokens"
     if eta.seconds is None:
-        return text + f"; duration unknown ({eta.explanation})."
+        return text + f"; duration unknown: {eta.explanation}."
     return text + (f"; about {_duration(eta.seconds)}, {_duration(eta.overhead_s)} of it start-up and saving "
                    f"({eta.explanation}).")
 
