@@ -124,11 +124,17 @@ def _token(t) -> str:
 def counts_frame(result: MaskPreview) -> pd.DataFrame:
     expected = result.config.effective_split()
     rows = []
+    # "unmasked" counts every position left alone, [CLS]/[SEP] too; the rate line counts maskable
+    # tokens only, so the table splits them and its rows add up to what that line says.
+    never = result.counts["unmasked"] - (result.eligible - result.selected)
     for kind in KINDS:
-        n = result.counts[kind]
+        n = result.counts[kind] - (never if kind == "unmasked" else 0)
         share = f"{100 * n / result.selected:.1f}%" if kind != "unmasked" and result.selected else ""
         setting = f"{100 * expected[kind]:.0f}%" if kind in expected else ""
         rows.append({"kind": KIND_NAMES[kind], "tokens": n, "share of selected": share, "setting": setting})
+    if never:
+        rows.append({"kind": "special tokens (never masked)", "tokens": never, "share of selected": "",
+                     "setting": ""})
     return pd.DataFrame(rows)
 
 

@@ -58,3 +58,18 @@ def test_long_text_is_truncated_with_a_notice(client):
     result = preview(client, text="word " * 20_000)
     assert len(result["tokens"]) == 512
     assert any("maximum of 512 tokens" in n for n in result["notices"])
+
+
+def test_the_counts_table_adds_up_to_the_rate_line():
+    """Special tokens are their own row: 'unmasked' + the selected kinds = the maskable tokens the rate line names."""
+    from components.masking import counts_frame, rate_markdown
+    from engine.masking import MaskingConfig, preview_text
+    from engine.models import cached_tokenizer
+
+    result = preview_text("The film was a quiet, careful study of grief and memory.", cached_tokenizer("bundled"),
+                          MaskingConfig(mlm_probability=0.4, seed=3))
+    table = counts_frame(result).set_index("kind")["tokens"]
+    assert table["special tokens (never masked)"] == 2  # [CLS] and [SEP]
+    assert table.sum() == len(result.tokens)
+    assert table.drop("special tokens (never masked)").sum() == result.eligible
+    assert f"{result.selected} of {result.eligible} maskable tokens" in rate_markdown(result)
