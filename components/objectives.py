@@ -60,7 +60,8 @@ def clm_frame(result: Objectives, rows: int = 12) -> pd.DataFrame:
 
 
 def nsp_frame(pairs) -> pd.DataFrame:
-    return pd.DataFrame([{"sentence A": p.sentence_a, "sentence B": p.sentence_b, "label": p.label,
+    # The label first: with long sentences it is the column a reader must never have to scroll to.
+    return pd.DataFrame([{"label": p.label, "sentence A": p.sentence_a, "sentence B": p.sentence_b,
                           "tokens A / B": f"{p.tokens_a} / {p.tokens_b}"} for p in pairs])
 
 
@@ -121,7 +122,7 @@ def render(text, model, corpus, prob, seed) -> None:
         gr.Markdown("#### NSP: next sentence prediction (BERT's second objective; explanation only)")
         gr.Markdown(f"$${LOSSES['NSP']}$$")
         nsp = gr.Dataframe(label="Sentence pairs from the corpus: half IsNext, half NotNext", interactive=False,
-                           wrap=True, elem_id="objectives-nsp")
+                           wrap=True, column_widths=["10%", "40%", "40%", "10%"], elem_id="objectives-nsp")
         table = gr.Markdown(comparison_markdown(), elem_id="objectives-table")
     go_btn.click(show_objectives, [text, model, corpus, prob, seed], [mlm, mlm_att, clm, clm_att, nsp, table],
                  api_visibility="private")

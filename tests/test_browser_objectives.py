@@ -22,5 +22,11 @@ def test_objectives_panel_shows_mlm_clm_and_nsp(page, app_url):
     expect(page.locator("#objectives-clm")).to_contain_text("predicts (token i+1)")  # CLM: every position
     expect(page.locator("#objectives-nsp")).to_contain_text("NotNext")  # NSP: pairs from the corpus
     expect(page.locator("#objectives-nsp")).to_contain_text("IsNext")
+    # ... and a reader sees the labels without scrolling sideways past long sentences
+    page.locator("#objectives-nsp").scroll_into_view_if_needed()  # the page scrolls; the table's own scroll stays
+    label = page.locator("#objectives-nsp").get_by_text("NotNext", exact=True).first
+    box, table = label.bounding_box(), page.locator("#objectives-nsp").bounding_box()
+    assert box and table and table["x"] <= box["x"] and box["x"] + box["width"] <= table["x"] + table["width"]
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
     expect(panel.locator(".js-plotly-plot")).to_have_count(2)  # the two attention masks
     expect(page.locator("#objectives-table")).to_contain_text("On this text MLM's loss came from")
