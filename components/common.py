@@ -39,6 +39,12 @@ def user_errors(fn):
     return wrapper
 
 
+def table(label: str, columns, **kwargs) -> gr.Dataframe:
+    """A read-only table that shows its real column names before its first result and after an
+    empty one (Gradio's own placeholder headers are "1 | 2 | 3", which reads as broken)."""
+    return gr.Dataframe(headers=list(columns), label=label, interactive=False, **kwargs)
+
+
 def toast(message: str) -> gr.Error:
     """An error toast whose traceback Gradio does not print (the caller logs what matters). The
     toast renders its message as HTML: escaped, so a "<mask>" in a message does not vanish."""

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from components import corpus_picker, word_recall
-from components.common import user_errors
+from components.common import table, user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
 from components.probe_payoff import payoff_frame, verdict_markdown
 from engine.compare import (
@@ -191,7 +191,7 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
             model_ref = gr.Textbox(value=default_model_ref(), label="Model: Hub id, local folder or 'bundled'")
             load_btn = gr.Button("Load model")
             info_md = gr.Markdown(elem_id="model-info")
-            info_df = gr.Dataframe(label="Model panel", interactive=False)
+            info_df = table("Model panel", ["property", "value"])
         with gr.Column(scale=2):
             gr.Markdown("### Fill-mask")
             preset = gr.Dropdown(PRESETS, value=None, label="Preset from the chapters", elem_id="fill-preset")
@@ -200,8 +200,9 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
             fill_btn = gr.Button("Fill mask", variant="primary", elem_id="fill-btn")
             fill_notice = gr.Markdown(elem_id="fill-notice")
             fill_plot = gr.Plot(label="Top-k predictions per mask", elem_id="fill-plot")
-            fill_df = gr.Dataframe(label="Predictions", interactive=False, elem_id="fill-table")
-    tokens_df = gr.Dataframe(label="Tokenization: tokens, ids, attention mask", interactive=False, max_height=260)
+            fill_df = table("Predictions", ["mask", "rank", "token", "probability", "sequence"], elem_id="fill-table")
+    tokens_df = table("Tokenization: tokens, ids, attention mask", ["position", "token", "id", "attention_mask"],
+                      max_height=260)
 
     gr.Markdown("### Compare models side by side")
     with gr.Row():
@@ -212,16 +213,17 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
     cmp_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
     cmp_notice = gr.Markdown(elem_id="compare-notice")
     cmp_html = gr.HTML(elem_id="compare-columns")
-    moves_df = gr.Dataframe(label="Biggest moves against the base (union of top-k tokens)", interactive=False)
+    moves_df = table("Biggest moves against the base (union of top-k tokens)",
+                     ["model", "mask", "token", "p_base", "p_model", "change"])
     link_box = gr.Textbox(label="Link to this view", buttons=["copy"], interactive=False, elem_id="compare-link")
-    memory_df = gr.Dataframe(label="Loaded models in memory (LoRA adapters count their own weights)",
-                             interactive=False)
+    memory_df = table("Loaded models in memory (LoRA adapters count their own weights)",
+                      ["model", "kind", "memory", "bytes", "note"])
 
     with gr.Accordion("Prompt list: several prompts x each model", open=False):
         prompts = gr.Textbox("\n".join(PRESETS), lines=5, label="Prompts, one per line")
         prompts_btn = gr.Button("Run prompt list")
         prompts_skipped = gr.Markdown(elem_id="compare-prompts-skipped")
-        prompts_df = gr.Dataframe(label="Top-1 (probability) per prompt and model", interactive=False)
+        prompts_df = table("Top-1 (probability) per prompt and model", ["prompt", "mask"])
         prompts_csv = gr.File(label="CSV download (one row per prompt, mask and model)")
     with gr.Accordion("Perplexity on the same eval set", open=False):
         ppl_corpus = corpus_picker.render("Eval set: a corpus's test split", elem_id="compare-ppl-corpus",
@@ -229,7 +231,8 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
         max_rows = gr.Slider(16, 2048, value=256, step=16, label="Eval chunks to score")
         ppl_btn = gr.Button("Compute perplexity")
         ppl_note = gr.Markdown()
-        ppl_df = gr.Dataframe(label="Perplexity per model", interactive=False)
+        ppl_df = table("Perplexity per model", ["model", "perplexity", "loss", "recorded_before", "recorded_after",
+                                                    "eval_chunks"])
         ppl_plot = gr.Plot(label="Perplexity")
     word_recall.render(models, model_ref)
     with gr.Accordion("Downstream check: a corpus's labels from frozen features", open=False):
@@ -238,10 +241,12 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
             n_reviews = gr.Slider(40, 2000, value=400, step=20, label="Labelled IMDb reviews")
             n_seeds = gr.Slider(1, 10, value=3, step=1, label="Seeds (train/test splits)")
         ds_btn = gr.Button("Run downstream check")
-        ds_df = gr.Dataframe(label="Accuracy per model", interactive=False)
+        ds_df = table("Accuracy per model", ["model", "accuracy_mean", "accuracy_std", "accuracies", "n_train",
+                                              "n_test"])
         ds_plot = gr.Plot(label="Accuracy")
         ds_verdict = gr.Markdown(elem_id="downstream-verdict")
-        ds_payoff = gr.Dataframe(label="Each run against the base, paired by seed (points)", interactive=False)
+        ds_payoff = table("Each run against the base, paired by seed (points)",
+                          ["model", "n_seeds", "base", "run", "difference", "low", "high", "verdict"])
 
     preset.change(lambda p: p or gr.update(), preset, text, api_visibility="private")
     load_btn.click(load_model, [model_ref, text], [info_md, info_df, tokens_df], api_name="model_info")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from components.common import user_errors
+from components.common import table, user_errors
 from engine.costs import MAX_BATCH, settings_from_estimate, what_fits
 from engine.errors import UserError
 
@@ -54,8 +54,10 @@ def render(estimate: gr.JSON) -> None:
     """The section; `estimate` is the Costs tab's JSON output (what /estimate returns)."""
     with gr.Accordion("What fits? Largest batch and sequence per GPU, and every precision", open=False):
         button = gr.Button("Find what fits for this estimate", elem_id="costs-fits-find")
-        by_gpu = gr.Dataframe(label="Per GPU preset", interactive=False, elem_id="costs-fits-gpus")
+        by_gpu = table("Per GPU preset", ["GPU", "memory (GiB)", "full: largest batch", "LoRA: largest batch",
+                                          "full: longest sequence", "LoRA: longest sequence"],
+                       elem_id="costs-fits-gpus")
         note = gr.Markdown()
-        by_precision = gr.Dataframe(label="Every precision side by side", interactive=False,
-                                    elem_id="costs-fits-precisions")
+        by_precision = table("Every precision side by side", ["precision", "full", "full: largest batch", "LoRA",
+                                                              "LoRA: largest batch"], elem_id="costs-fits-precisions")
     button.click(find, estimate, [by_gpu, note, by_precision], api_visibility="private")

@@ -54,7 +54,7 @@ import gradio as gr
 import pandas as pd
 
 from components import corpus_picker, cost_fits
-from components.common import user_errors
+from components.common import table, user_errors
 from components.cost_plots import memory_bars
 from components.forms import Form
 from engine.costs import (
@@ -450,9 +450,8 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
     view["summary"] = gr.Markdown(elem_id="costs-summary")
     view["plot"] = gr.Plot(label="Peak memory by part")
     # wrap + fixed shares: on a phone the two value columns stay on screen next to their row labels
-    view["table"] = gr.Dataframe(label="Full fine-tuning and LoRA side by side", interactive=False,
-                                 elem_id="costs-table", max_height=1200, wrap=True,
-                                 column_widths=["46%", "27%", "27%"])
+    view["table"] = table("Full fine-tuning and LoRA side by side", ["", "Full fine-tuning", "LoRA"],
+                          elem_id="costs-table", max_height=1200, wrap=True, column_widths=["46%", "27%", "27%"])
     view["formula"] = gr.Markdown(elem_id="costs-formula")
     view["calibration"] = gr.Markdown(elem_id="costs-calibration")
     with gr.Accordion("Estimate as JSON (what /estimate returns)", open=False):

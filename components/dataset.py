@@ -32,17 +32,18 @@ import functools
 import html
 import os
 import random
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 
 from components import corpus_picker
-from components.common import cached_line, chunk_hint, user_errors
+from components.common import cached_line, chunk_hint, table, user_errors
 from components.plots import token_length_histogram
 from engine.data import (
     BUNDLED_SOURCES,
+    SPLIT_COLUMNS,
     SUPPORTED,
     CorpusConfig,
     describe_upload,
@@ -372,21 +373,21 @@ def render() -> gr.JSON:
         rename_btn = gr.Button("Rename", elem_id="ds-rename", scale=1)
     sanity = gr.Markdown(elem_id="ds-sanity")
     with gr.Row():
-        sizes = gr.Dataframe(label="Split sizes (documents)", interactive=False)
-        labels = gr.Dataframe(label="Labels per split", interactive=False)
+        sizes = table("Split sizes (documents)", ["split", "documents"])
+        labels = table("Labels per split", ["split", "label", "documents", "share"])
     gr.Markdown("### Samples")
     samples = gr.HTML(css_template=CSS, elem_id="ds-samples")
     gr.Markdown("### Token lengths")
     histogram = gr.Plot(label="Tokens per document")
-    lengths = gr.Dataframe(label="Token lengths per split", interactive=False)
+    lengths = table("Token lengths per split", ["split", *(f.name for f in fields(corpus_stats.LengthSummary))])
     gr.Markdown("### Chunking preview")
     chunk_md = gr.Markdown(elem_id="ds-chunk-summary")
     chunk_html = gr.HTML(css_template=CSS, elem_id="ds-chunk")
     gr.Markdown("### Words the tokenizer splits")
     words_md = gr.Markdown()
     with gr.Row():
-        pieces = gr.Dataframe(label="Split into the most pieces", interactive=False)
-        frequent = gr.Dataframe(label="Split words met most often", interactive=False)
+        pieces = table("Split into the most pieces", SPLIT_COLUMNS)
+        frequent = table("Split words met most often", SPLIT_COLUMNS)
     with gr.Accordion("Summary as JSON (what /dataset_stats returns)", open=False):
         stats_json = gr.JSON(label="dataset_stats")
 

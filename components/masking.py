@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from components import corpus_picker, objectives
-from components.common import user_errors
+from components.common import table, user_errors
 from engine.architectures import DEFAULT_MASK_RATES
 from engine.data import BUNDLED_SOURCES, CorpusConfig, prepare, store
 from engine.errors import UserError
@@ -295,7 +295,7 @@ def render() -> None:
     notices = gr.Markdown(elem_id="mask-notices")
     view = gr.HTML("<p>Press <b>Mask</b> to see the collator's output.</p>", css_template=CSS, elem_id="mask-view")
     rate = gr.Markdown(elem_id="mask-rate")
-    counts = gr.Dataframe(label="Counts per kind", interactive=False)
+    counts = table("Counts per kind", ["kind", "tokens", "share of selected", "setting"])
 
     gr.Markdown(f"### Batch statistic\nMask {BATCH_CHUNKS:,} chunks of the corpus above with these settings and "
                 "compare the realised rates with the settings.")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from components.common import user_errors
+from components.common import table, user_errors
 from engine.data import BUNDLED_SOURCES, CorpusConfig, load_corpus
 from engine.masking import MaskingConfig
 from engine.models import cached_tokenizer, default_model_ref, max_length_of
@@ -116,13 +116,14 @@ def render(text, model, corpus, prob, seed) -> None:
             with gr.Column():
                 gr.Markdown("#### CLM: causal language modelling (explanation only)")
                 gr.Markdown(f"$${LOSSES['CLM']}$$")
-                clm = gr.Dataframe(label="Every position predicts the next token", interactive=False,
-                                   elem_id="objectives-clm")
+                clm = table("Every position predicts the next token",
+                            ["position", "sees (tokens 0..i)", "predicts (token i+1)"], elem_id="objectives-clm")
                 clm_att = gr.Plot(label="Causal attention mask: no position sees the future")
         gr.Markdown("#### NSP: next sentence prediction (BERT's second objective; explanation only)")
         gr.Markdown(f"$${LOSSES['NSP']}$$")
-        nsp = gr.Dataframe(label="Sentence pairs from the corpus: half IsNext, half NotNext", interactive=False,
-                           wrap=True, column_widths=["10%", "40%", "40%", "10%"], elem_id="objectives-nsp")
-        table = gr.Markdown(comparison_markdown(), elem_id="objectives-table")
-    go_btn.click(show_objectives, [text, model, corpus, prob, seed], [mlm, mlm_att, clm, clm_att, nsp, table],
+        nsp = table("Sentence pairs from the corpus: half IsNext, half NotNext",
+                    ["label", "sentence A", "sentence B", "tokens A / B"], wrap=True,
+                    column_widths=["10%", "40%", "40%", "10%"], elem_id="objectives-nsp")
+        comparison = gr.Markdown(comparison_markdown(), elem_id="objectives-table")
+    go_btn.click(show_objectives, [text, model, corpus, prob, seed], [mlm, mlm_att, clm, clm_att, nsp, comparison],
                  api_visibility="private")

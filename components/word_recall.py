@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from components.common import user_errors
+from components.common import table, user_errors
 from engine.compare import RecallConfig, word_recall
 from engine.data import CorpusConfig, store
 from engine.numbers import whole
@@ -47,6 +47,8 @@ def render(models: gr.Dropdown, model_ref: gr.Textbox) -> None:
             max_occ = gr.Slider(20, 2000, value=300, step=20, label="Occurrences scored (at most)")
         btn = gr.Button("Score word recall")
         note = gr.Markdown(NOTE)
-        table = gr.Dataframe(label="Recall of the true word per model", interactive=False, elem_id="word-recall")
-    btn.click(run_recall, [models, model_ref, corpus, max_docs, top_words, max_occ], [table, note],
+        recall = table("Recall of the true word per model", ["model", "top1", "top5", "mean_rank", "median_rank",
+                                                             "mean_log_prob", "occurrences", "words", "note"],
+                       elem_id="word-recall")
+    btn.click(run_recall, [models, model_ref, corpus, max_docs, top_words, max_occ], [recall, note],
               api_name="word_recall")

@@ -9,7 +9,8 @@ from datasets import Dataset, DatasetDict
 
 from engine.data import stats as cs
 from engine.data.corpus import chunk_split, load_corpus, tokenize_corpus, tokenize_texts
-from engine.data.shredded import COLUMNS, count_words, split_words
+from engine.data.shredded import SPLIT_COLUMNS as COLUMNS
+from engine.data.shredded import count_words, split_words
 from engine.errors import UserError
 
 

@@ -114,23 +114,7 @@ def _head_and_loss(rp: Replay, x: Sym) -> None:
     if not shape.head_all:  # engine.mlm_head: hidden[labels != -100]
         x = rp.pick_rows(x, n)
     t = rp.layer_norm(rp.gelu(rp.linear(x, dense, arch.hidden, arch.hidden)), norm)
-    vocabulary_loss(rp, rp.linear(t, decoder, arch.hidden, arch.vocab), n)
-
-
-def vocabulary_loss(rp: Replay, logits: Sym, n: int) -> None:
-    """Cross-entropy over the vocabulary for `n` rows of logits (shared with engine/costs/modernbert.py)."""
-    arch, shape = rp.arch, rp.shape
-    # The loss runs in fp32 (engine.mlm_head casts; autocast lists log_softmax as fp32),
-    # except the model's own loss on a model cast wholly to bf16.
-    loss_dtype = "half" if shape.head_all and shape.precision == "bf16-pure" else "fp32"
-    result = Sym(n * arch.vocab, loss_dtype, logits.grad)
-    if logits.grad:
-        rp.save(result, part="logits")  # log_softmax keeps its output
-        rp.save(Sym(n, "int64", False))  # the target ids nll_loss keeps
-        rp.save(Sym(1, "fp32", False))  # nll_loss's total weight
-    fp32_copy = result.nbytes if logits.dtype != loss_dtype else 0
-    rp.trace.forward_transient = logits.nbytes + fp32_copy
-    rp.trace.backward_transient = 2 * result.nbytes if logits.grad else 0  # grad of log_softmax out and in
+    rp.vocabulary_loss(rp.linear(t, decoder, arch.hidden, arch.vocab), n)
 
 
 CLASSIFIER = {  # the dense layer on the [CLS] row, then the projection to the labels

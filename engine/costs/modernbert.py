@@ -89,15 +89,13 @@ def _geglu(rp: Replay, x: Sym, pre: str) -> Sym:
 
 def head_and_loss(rp: Replay, x: Sym) -> None:
     """final_norm, then (on the masked rows, or every row) head.dense, GELU, head.norm, decoder."""
-    from engine.costs.activations import vocabulary_loss
-
     x = rp.layer_norm(x, f"{PRE}.final_norm")
     shape = rp.shape
     n = shape.batch * shape.seq if shape.head_all else shape.head_rows
     if not shape.head_all:
         x = rp.pick_rows(x, n)
     t = rp.layer_norm(rp.gelu(rp.linear(x, "head.dense", rp.arch.hidden, rp.arch.hidden)), "head.norm")
-    vocabulary_loss(rp, rp.linear(t, "decoder", rp.arch.hidden, rp.arch.vocab), n)
+    rp.vocabulary_loss(rp.linear(t, "decoder", rp.arch.hidden, rp.arch.vocab), n)
 
 
 def classifier_and_loss(rp: Replay, x: Sym) -> None:

@@ -224,6 +224,21 @@ class Replay:
         self.trace.attention_flops += 2 * mm + back
         return Sym(q.numel, q.dtype, q.grad or k.grad or v.grad)  # transpose + reshape copy
 
+    def vocabulary_loss(self, logits: Sym, n: int) -> None:
+        """Cross-entropy over the vocabulary for `n` rows of logits (every family's MLM head ends here)."""
+        shape = self.shape
+        # The loss runs in fp32 (engine.mlm_head casts; autocast lists log_softmax as fp32),
+        # except the model's own loss on a model cast wholly to bf16.
+        loss_dtype = "half" if shape.head_all and shape.precision == "bf16-pure" else "fp32"
+        result = Sym(n * self.arch.vocab, loss_dtype, logits.grad)
+        if logits.grad:
+            self.save(result, part="logits")  # log_softmax keeps its output
+            self.save(Sym(n, "int64", False))  # the target ids nll_loss keeps
+            self.save(Sym(1, "fp32", False))  # nll_loss's total weight
+        fp32_copy = result.nbytes if logits.dtype != loss_dtype else 0
+        self.trace.forward_transient = logits.nbytes + fp32_copy
+        self.trace.backward_transient = 2 * result.nbytes if logits.grad else 0  # grad of log_softmax out and in
+
     def attention_fused(self, q: Sym, k: Sym, v: Sym) -> Sym:
         """Attention where the fused SDPA kernel runs on CPU too (PyTorch's CPU flash kernel, taken
         when there is no attention dropout: ModernBERT's default); `v` may be a wider storage that

@@ -15,6 +15,7 @@ _FACE = {
     'BUNDLED_SOURCES': 'corpus',
     'CorpusConfig': 'corpus',
     'MAX_UPLOAD_MB': 'uploads',
+    'SPLIT_COLUMNS': 'shredded',
     'SUPPORTED': 'uploads',
     'config_for': 'corpus',
     'describe_upload': 'uploads',

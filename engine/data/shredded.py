@@ -17,13 +17,13 @@ import pandas as pd
 from engine.data.corpus import _untruncated
 from engine.data.stats import clean_for_display
 
-COLUMNS = ["word", "pieces", "occurrences", "tokens"]
+SPLIT_COLUMNS = ["word", "pieces", "occurrences", "tokens"]
 
 
 @dataclass
 class SplitWords:
-    most_pieces: pd.DataFrame  # COLUMNS, most pieces first (then most frequent)
-    most_frequent: pd.DataFrame  # COLUMNS, most occurrences first, split words only
+    most_pieces: pd.DataFrame  # SPLIT_COLUMNS, most pieces first (then most frequent)
+    most_frequent: pd.DataFrame  # SPLIT_COLUMNS, most occurrences first, split words only
     documents: int  # documents sampled
     words: int  # word occurrences counted
     unique_words: int
@@ -75,7 +75,7 @@ def split_words(texts: list[str], tokenizer, n_docs: int = 2000, seed: int = 0, 
     encodings = _untruncated(tokenizer).encode_batch([[w] for w in words], is_pretokenized=True,
                                                      add_special_tokens=False) if words else []
     rows = [(w, len(e.ids), counts[w], " ".join(e.tokens)) for w, e in zip(words, encodings)]
-    split = pd.DataFrame([r for r in rows if r[1] > 1], columns=COLUMNS)
+    split = pd.DataFrame([r for r in rows if r[1] > 1], columns=SPLIT_COLUMNS)
     total = sum(counts[w] for w in words)
     recurring = split[split["occurrences"] >= min_count]
     pool = recurring if not recurring.empty else split
