@@ -14,6 +14,12 @@ from engine.compare import Column, CompareResult, FillMaskResult, human_bytes
 HIGHLIGHT = 0.01  # a probability change smaller than this is noise, not a move worth colouring
 
 
+def probability_text(p: float) -> str:
+    """0.123 for a likely token, 0.0007 (not 0.001) for an unlikely one: two significant digits
+    below 1%, as the Predictions table's four decimals show it."""
+    return f"{p:.3f}" if p >= 0.0095 else f"{p:.2g}"
+
+
 def fill_mask_figure(result: FillMaskResult, title: str = "") -> go.Figure:
     """One horizontal bar chart per mask, the most likely token on top."""
     n = len(result.masks)
@@ -22,10 +28,10 @@ def fill_mask_figure(result: FillMaskResult, title: str = "") -> go.Figure:
     for i, preds in enumerate(result.masks, 1):
         fig.add_trace(go.Bar(
             x=[p.probability for p in preds][::-1], y=[f"{plot_text(p.token)} " for p in preds][::-1],
-            orientation="h", text=[f"{p.probability:.3f}" for p in preds][::-1], textposition="auto",
+            orientation="h", text=[probability_text(p.probability) for p in preds][::-1], textposition="auto",
             hovertext=[plot_text(p.sequence) for p in preds][::-1], hoverinfo="text+x", showlegend=False,
         ), row=1, col=i)
-        fig.update_xaxes(title_text="probability", rangemode="tozero", row=1, col=i)
+        fig.update_xaxes(title_text="probability", rangemode="tozero", tickformat=".2~g", row=1, col=i)  # not 700μ
     height = 140 + 26 * max((len(p) for p in result.masks), default=5)
     fig.update_layout(title=plot_text(title) if title else None, height=height,
                       margin=dict(l=10, r=10, t=60 if title else 30, b=40))
@@ -53,7 +59,8 @@ def _column_html(col: Column) -> str:
             change = ups.get((m, p.token))
             style = ' style="background:#d1fae5"' if change is not None else ""
             delta = f" <small>(+{change:.2f})</small>" if change is not None else ""
-            parts.append(f"<li{style}>{html.escape(p.token)} {p.probability:.3f} {_bar(p.probability)}{delta}</li>")
+            shown = probability_text(p.probability)
+            parts.append(f"<li{style}>{html.escape(p.token)} {shown} {_bar(p.probability)}{delta}</li>")
         parts.append("</ol>")
         fell = [d for d in downs if d.mask == m]
         if fell:
