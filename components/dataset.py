@@ -307,7 +307,8 @@ def chunk_view(tokenized, chunk_size, max_length: int, tokenizer) -> tuple[str, 
     previews = {s: corpus_stats.chunk_preview(tokenized.splits[s], size, tokenizer) for s in corpus_stats.SPLITS}
     lines = [f"**Chunks of {size} tokens** (the remainder of each split is dropped once, as in the course):"]
     for split, p in previews.items():
-        lines.append(f"- {split}: {p.tokens:,} tokens → **{p.chunks:,} chunks**, {p.dropped:,} tokens dropped")
+        chunks = "1 chunk" if p.chunks == 1 else f"{p.chunks:,} chunks"
+        lines.append(f"- {split}: {p.tokens:,} tokens → **{chunks}**, {p.dropped:,} tokens dropped")
     train = previews["train"]
     if train.chunks == 0:
         return "\n".join(lines), "<p>The train split is shorter than one chunk: pick a smaller chunk size.</p>"

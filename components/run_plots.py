@@ -35,7 +35,7 @@ def _figure(title: str, x: str, y_title: str, uirevision: str) -> go.Figure:
         template=None, plot_bgcolor="white", paper_bgcolor="white", uirevision=uirevision,  # uirevision keeps zoom
     )
     fig.update_xaxes(gridcolor="#eeeeee", zeroline=False)
-    fig.update_yaxes(gridcolor="#eeeeee", zeroline=False)
+    fig.update_yaxes(gridcolor="#eeeeee", zeroline=False, automargin=True)  # long tick labels push the title out
     return fig
 
 
@@ -57,6 +57,7 @@ def loss_figure(train: pd.DataFrame, x: str = "step") -> go.Figure:
 
 def perplexity_figure(evals: pd.DataFrame, x: str = "step") -> go.Figure:
     fig = _figure("Eval perplexity (fixed masked eval set)", x, "perplexity", "ppl")
+    fig.update_yaxes(tickformat=",.4~g")  # 2,064 rather than 2,066.495 when the range is narrow
     if evals.empty:
         return _waiting(fig, "waiting for the first evaluation")
     if "eval_perplexity" not in evals:  # a classifier run (kind "classify"): its evaluations are on the Classify tab

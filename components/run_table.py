@@ -95,6 +95,8 @@ def overlay(runs: list[tuple[str, list[dict]]], x: str = "step") -> go.Figure:
     if not runs:
         fig.add_annotation(text="pick runs above to overlay their curves", showarrow=False, xref="paper",
                            yref="paper", x=0.5, y=0.5)
+        fig.update_xaxes(visible=False)  # bare axes from -1 to 6 around nothing read as a broken chart
+        fig.update_yaxes(visible=False)
     return fig
 
 
