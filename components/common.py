@@ -45,6 +45,19 @@ def table(label: str, columns, **kwargs) -> gr.Dataframe:
     return gr.Dataframe(headers=list(columns), label=label, interactive=False, **kwargs)
 
 
+# What a tokenizer's own piece markers mean, for readers who have only met one of them.
+PIECE_MARKS = {"Ġ": "Ġ begins a token that follows a space (byte-level BPE: RoBERTa, ModernBERT)",
+               "##": "## continues the word before it (WordPiece: BERT)",
+               "▁": "▁ begins a token that follows a space (SentencePiece)"}
+
+
+def piece_marks(tokens) -> str:
+    """One line explaining the piece markers these tokens use ("" when none)."""
+    tokens = [str(t) for t in tokens]
+    used = [text for mark, text in PIECE_MARKS.items() if any(t.startswith(mark) for t in tokens)]
+    return "; ".join(used)
+
+
 def toast(message: str) -> gr.Error:
     """An error toast whose traceback Gradio does not print (the caller logs what matters). The
     toast renders its message as HTML: escaped, so a "<mask>" in a message does not vanish."""

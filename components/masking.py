@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from components import corpus_picker, objectives
-from components.common import table, user_errors
+from components.common import piece_marks, table, user_errors
 from engine.architectures import DEFAULT_MASK_RATES
 from engine.data import BUNDLED_SOURCES, CorpusConfig, prepare, store
 from engine.errors import UserError
@@ -95,6 +95,9 @@ def token_html(result: MaskPreview) -> str:
         for kind, (_, _, letter) in STYLE.items()
     )
     legend += '<span>the line under a selected token (→ word) is the label the model must predict</span>'
+    marks = piece_marks(t.original for t in result.tokens)
+    if marks:
+        legend += f"<span>{html.escape(marks)}</span>"
     return (
         f'<div class="mlm-view"><div class="mlm-legend" aria-label="Legend">{legend}</div>'
         f'<div class="mlm-tokens">{"".join(_token(t) for t in result.tokens)}</div></div>'

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from components.common import table, user_errors
+from components.common import piece_marks, table, user_errors
 from engine.data import BUNDLED_SOURCES, CorpusConfig, load_corpus
 from engine.masking import MaskingConfig
 from engine.models import cached_tokenizer, default_model_ref, max_length_of
@@ -48,8 +48,10 @@ def mlm_html(result: Objectives) -> str:
             parts.append(f'<span class="obj-tok obj-loss" data-loss="1" title="predict {html.escape(t.label)}">'
                          f'{html.escape(t.shown)}<sub>→{html.escape(t.label)}</sub></span>')
     n, k = result.positions, len(result.mlm_loss_positions)
+    marks = piece_marks(t.original for t in result.mlm.tokens)
     return (f'<p>Loss on <b>{k} of {n}</b> positions (boxed: shown → the original to predict); '
-            f'every position sees the whole text.</p><div class="obj-tokens">{"".join(parts)}</div>')
+            f'every position sees the whole text.{" " + html.escape(marks) + "." if marks else ""}</p>'
+            f'<div class="obj-tokens">{"".join(parts)}</div>')
 
 
 def clm_frame(result: Objectives, rows: int = 12) -> pd.DataFrame:

@@ -73,3 +73,16 @@ def test_the_counts_table_adds_up_to_the_rate_line():
     assert table.sum() == len(result.tokens)
     assert table.drop("special tokens (never masked)").sum() == result.eligible
     assert f"{result.selected} of {result.eligible} maskable tokens" in rate_markdown(result)
+
+
+def test_the_legend_explains_the_tokenizers_piece_marks(tiny_modernbert_dir):
+    """Byte-level tokens read 'Ġthe': the legend says what Ġ means (and ## for WordPiece)."""
+    from components.masking import token_html
+    from engine.masking import MaskingConfig, preview_text
+    from engine.models import cached_tokenizer
+
+    text = "The reviewers found the cardiomyopathy and hyperkalaemia notes exhausting."
+    byte_level = token_html(preview_text(text, cached_tokenizer(tiny_modernbert_dir), MaskingConfig(seed=1)))
+    wordpiece = token_html(preview_text(text, cached_tokenizer("bundled"), MaskingConfig(seed=1)))
+    assert "Ġ begins a token that follows a space" in byte_level and "Ġ begins" not in wordpiece
+    assert "## continues the word before it" in wordpiece
