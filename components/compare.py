@@ -191,7 +191,7 @@ def render(demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
             model_ref = gr.Textbox(value=default_model_ref(), label="Model: Hub id, local folder or 'bundled'")
             load_btn = gr.Button("Load model")
             info_md = gr.Markdown(elem_id="model-info")
-            info_df = table("Model panel", ["property", "value"])
+            info_df = table("Model panel", ["property", "value"], wrap=True)
         with gr.Column(scale=2):
             gr.Markdown("### Fill-mask")
             preset = gr.Dropdown(PRESETS, value=None, label="Preset from the chapters", elem_id="fill-preset")

@@ -433,11 +433,12 @@ def render(dataset_stats: gr.JSON | None = None) -> None:
                 form["corpus_tokens"] = corpus_tokens = gr.Textbox("1,280,000", label="Corpus tokens per epoch",
                                                                    elem_id="costs-tokens")
                 form["epochs"] = gr.Number(3, label="Epochs")
+            # the picker gets the column's width: a corpus name does not fit beside a button
+            corpus_source = corpus_picker.render("Count the tokens of a corpus", elem_id="costs-corpus")
             with gr.Row():
-                corpus_source = corpus_picker.render("Count the tokens of a corpus", elem_id="costs-corpus")
-                count_btn = gr.Button("Count its tokens")
-            from_dataset = gr.Button("Use the corpus analysed in the Dataset tab", size="sm",
-                                     visible=dataset_stats is not None, elem_id="costs-from-dataset")
+                count_btn = gr.Button("Count its tokens", size="sm")
+                from_dataset = gr.Button("Use the corpus analysed in the Dataset tab", size="sm",
+                                         visible=dataset_stats is not None, elem_id="costs-from-dataset")
             corpus_md = gr.Markdown("1,280,000 = the course's 10,000 chunks of 128 tokens.")
             form["utilisation"] = gr.Textbox(
                 "", label=f"Utilisation of peak (blank: {DEFAULT_UTILISATION} or the run's)")

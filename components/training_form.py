@@ -55,9 +55,10 @@ def build_form(on_gpu: bool) -> TrainForm:
                                  "distilbert-base-uncased, or a local folder with a saved model")
     with gr.Row():
         w["corpus_source"] = corpus_picker.render("Corpus (analyse your own on the Dataset tab)",
-                                                  elem_id="train-corpus", extra=HUB)
+                                                  elem_id="train-corpus", extra=HUB, scale=3)
+        # scale: a corpus name ("IMDb reviews (bundled) · 25,000") needs more room than a number
         w["max_docs"] = gr.Number(0, label="Documents to use (0 = all)", precision=0, minimum=0,
-                                  elem_id="train-max-docs")
+                                  elem_id="train-max-docs", scale=1, min_width=120)
     with gr.Row(visible=False) as hub_row:
         w["hub_id"] = gr.Textbox("", label="Hub dataset id", placeholder="stanfordnlp/imdb")
         w["text_column"] = gr.Textbox("text", label="Text column")
