@@ -15,7 +15,7 @@ gr.api reads the real type hints.
 import gradio as gr
 
 from components.common import user_errors
-from components.training_api import _token
+from components.training_api import _token, api_corpus
 from engine.errors import UserError
 from engine.models import LOAD_LOCK
 from engine.runs import jobs, new_owner_token, payoff_report, resolve_classifier, resolve_start, start_payoff
@@ -27,7 +27,7 @@ MAX_MODELS = 3  # classifiers side by side in one /classify call
 
 def parse_config(config_json: str, root=None) -> ClassifyConfig:
     """One JSON object of ClassifyConfig fields; a run id as "model" names a finished MLM run."""
-    raw = json_object(config_json or "{}", "config_json")
+    raw = api_corpus(json_object(config_json, "config_json"))  # None is refused, "" means the defaults
     if "model" in raw:
         raw["model"] = resolve_start(raw["model"], root)
     return ClassifyConfig.from_dict(raw)
@@ -85,7 +85,7 @@ def payoff(experiment_id: str = "", mlm_run: str = "", seeds: int = 3, full_vs_l
     registry = jobs.registry()
     if isinstance(experiment_id, str) and experiment_id.strip():
         return payoff_report(experiment_id, registry.root)
-    raw = json_object(config_json or "{}", "config_json")
+    raw = api_corpus(json_object(config_json or "", "config_json"))
     raw.pop("model", None)
     template = ClassifyConfig.from_dict(raw)
     token = _token(owner_token) or new_owner_token()

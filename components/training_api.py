@@ -33,16 +33,21 @@ from engine.validation import json_object
 def parse_config(config_json: str) -> TrainConfig:
     """One JSON object of TrainConfig fields, bounded in size and depth, every field checked.
     The corpus is read only from the store (by id) or the bundled names: never a path from a request."""
-    raw = json_object(config_json, "config_json")
+    return TrainConfig.from_dict(api_corpus(json_object(config_json, "config_json")))
+
+
+def api_corpus(raw: dict) -> dict:
+    """A config from a request, refused if its corpus names a file on the server (every endpoint that
+    starts runs calls this: /start_training, /start_classifier, /payoff)."""
     corpus = raw.get("corpus")
     if isinstance(corpus, dict) and (corpus.get("upload_path") or corpus.get("source") == "upload"):
         # A path from a request would let a caller read any file on the server.
         raise UserError("corpus.upload_path is not accepted from the API: upload the file on the Dataset tab "
-                        "(or /dataset_stats with source \"upload\"), then train on the stored corpus with "
-                        "{\"corpus\": {\"source\": \"stored\", \"corpus_id\": \"<id>\"}} (ids: /list_corpora).")
+                        "(or /dataset_stats with source \"upload\"), then use the stored corpus with "
+                        "{\"corpus\": {\"source\": \"stored\", \"corpus_id\": \"ID\"}} (ids: /list_corpora).")
     if isinstance(corpus, dict) and corpus.get("source") == "stored":
         store.get(corpus.get("corpus_id", ""))  # a clear message for an id that is unknown or not an id
-    return TrainConfig.from_dict(raw)
+    return raw
 
 
 def _token(value) -> str:

@@ -72,10 +72,29 @@ def test_a_bad_corpus_id_gets_a_message(client, tiny_model_dir, corpus_id, messa
     assert message in api_error(client, config, api_name="/start_training")
 
 
-def test_an_upload_path_from_the_api_is_refused(client, tiny_model_dir):
-    config = json.dumps({"model": tiny_model_dir, "corpus": {"source": "upload", "upload_path": "/etc/passwd"}})
-    message = api_error(client, config, api_name="/start_training")
+@pytest.mark.parametrize("api_name", ["/start_training", "/start_classifier", "/payoff"])
+def test_an_upload_path_from_the_api_is_refused(client, tiny_model_dir, api_name):
+    """Every endpoint that starts runs: a path from a request would read any file on the server."""
+    config = json.dumps({"model": tiny_model_dir, "corpus": {"source": "upload", "upload_path": "/etc/passwd",
+                                                             "label_column": "label"}})
+    args = ("", "20260101-000000-0123456789abcdef", 1, False, config, "") if api_name == "/payoff" else (config,)
+    message = api_error(client, *args, api_name=api_name)
     assert "upload_path is not accepted from the API" in message and "/list_corpora" in message
+
+
+@pytest.mark.parametrize("hub_id", ["/etc", "../../etc", "tests", "a/b/c", "x..y"])
+def test_a_path_as_a_hub_dataset_id_is_refused(client, tiny_model_dir, hub_id):
+    """load_dataset also opens local folders ('tests' is one beside app.py): only Hub ids are taken."""
+    expected = "is not a Hub dataset id"
+    assert expected in api_error(client, "hub", hub_id, None, "text", "bundled", 32, 0, "", "",
+                                 api_name="/dataset_stats")
+    config = json.dumps({"model": tiny_model_dir, "corpus": {"source": "hub", "hub_id": hub_id}})
+    assert expected in api_error(client, config, api_name="/start_training")
+
+
+def test_a_classifier_is_not_started_by_a_missing_config(client):
+    assert "config_json must be a JSON object as text, got None" in api_error(client, None,
+                                                                              api_name="/start_classifier")
 
 
 def test_an_upload_over_the_limit_is_refused_and_nothing_is_lost(tmp_path, monkeypatch):

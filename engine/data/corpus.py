@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping
@@ -24,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.data.tokenize import TokenizedSplit, _untruncated, tokenize_texts, word_ids  # noqa: F401 (re-exported)
-from engine.errors import UserError
+from engine.errors import UserError, quote
 from engine.numbers import check_chunk_size  # noqa: F401 (re-exported: the one chunk-size rule)
 from engine.offline import cached_dataset_snapshot, cached_repos, is_offline
+from engine.validation import check
 
 BUNDLED_SOURCES = {"imdb": "IMDb reviews (bundled, 25,000)", "rotten_tomatoes": "Rotten Tomatoes (bundled, 8,530)"}
 CACHE_VERSION = "3"  # 2: offsets optional, in their own file; 3: byte-level offsets trimmed of the space
@@ -132,9 +134,7 @@ def _load_corpus_cached(_key: str, cfg: CorpusConfig):
 def load_hub(cfg: CorpusConfig):
     from datasets import DatasetDict, load_dataset
 
-    name = cfg.hub_id.strip()
-    if not name:
-        raise UserError("Type a Hub dataset id, such as 'stanfordnlp/imdb'.")
+    name = check_hub_id(cfg.hub_id)
     where = _hub_source(name)
     try:  # datasets >= 4 runs no loading scripts, so no remote code can run here
         dd = load_dataset(where, cfg.hub_config or None)
@@ -149,6 +149,23 @@ def load_hub(cfg: CorpusConfig):
     if cfg.text_column not in first.column_names:
         raise UserError(f"{name!r} has no column {cfg.text_column!r}; columns: {', '.join(first.column_names)}.")
     return DatasetDict({k: _normalise_columns(v, cfg) for k, v in dd.items()})
+
+
+# A Hub repo id: an optional owner and a name, letters, digits, ".", "_" and "-" (the Hub's own rule).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+def check_hub_id(hub_id) -> str:
+    """The id, stripped, when it can only mean a Hub dataset. load_dataset also opens local folders
+    and files, so a path (or a name that is a folder here, like 'tests') would let a request read
+    files on the server: refused."""
+    name = check(hub_id if hub_id is not None else "", "str", "Hub dataset id").strip()
+    if not name:
+        raise UserError("Type a Hub dataset id, such as 'stanfordnlp/imdb'.")
+    if not HUB_ID.fullmatch(name) or ".." in name or "--" in name or os.path.exists(name):
+        raise UserError(f"{quote(name)} is not a Hub dataset id (like 'stanfordnlp/imdb'): local files are "
+                        "opened by uploading them on the Dataset tab.")
+    return name
 
 
 def _hub_source(name: str) -> str:
