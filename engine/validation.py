@@ -42,7 +42,7 @@ def check(value, kind: str, label: str, *, maximum: float | None = None):
         parsed = number(value, label, whole=kind == "int")
         bound = maximum if maximum is not None else (MAX_WHOLE if kind == "int" else MAX_REAL)
         if abs(parsed) > bound:
-            raise UserError(f"{label} must be at most {bound:,g}, got {quote(value)}.")
+            raise UserError(f"{label} must be at most {quote(bound)}, got {quote(value)}.")
         return parsed
     if kind == "str":
         if not isinstance(value, str):

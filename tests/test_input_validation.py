@@ -307,3 +307,24 @@ def test_a_number_box_value_is_echoed_as_the_user_typed_it():
         CostSettings(batch_size=10000000.0).validated()
     with pytest.raises(UserError, match=r"got -1\.$"):
         TrainConfig.from_dict({"learning_rate": -1.0})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 1e9}, "at most 1,000"),
+    ({"max_steps": 10**12}, "at most 10,000,000"),
+])
+def test_a_run_that_would_outlive_the_machine_is_refused(changes, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig.from_dict(changes)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 1e9}, "Epochs must be at most 1,000"),
+    ({"batch_size": 10**9}, "Batch size must be at most 65,536"),
+    ({"train_size": 10**12}, "at most 10,000,000"),
+])
+def test_a_classifier_that_would_outlive_the_machine_is_refused(changes, message):
+    from engine.training.classify import ClassifyConfig
+
+    with pytest.raises(UserError, match=message):
+        ClassifyConfig.from_dict(changes)

@@ -54,6 +54,11 @@ def setting(default, help: str, *, label: str = "", aliases: tuple[str, ...] = (
     return field(**{kind: default}, metadata=meta)
 
 
+# Upper bounds a request may ask for: far past any sensible run, short of one that outlives the
+# machine (1e9 epochs was accepted as a 97-year run).
+MAX_EPOCHS = 1_000
+MAX_STEPS = 10_000_000
+
 @dataclass
 class TrainConfig:
     model: str = setting("bundled", "'bundled' (all-MiniLM-L6-v2), a Hub id or a folder with a saved model")
@@ -82,8 +87,8 @@ class TrainConfig:
                                    minimum=0)
     grad_accum_steps: int = setting(1, "micro-batches per optimizer step", label="gradient accumulation", minimum=1)
     batch_size: int = setting(16, "chunks per micro-batch", minimum=1, maximum=65_536)
-    epochs: float = setting(3.0, "passes over the training chunks", minimum=0)
-    max_steps: int = setting(0, "optimizer steps; > 0 overrides epochs", minimum=0)
+    epochs: float = setting(3.0, "passes over the training chunks", minimum=0, maximum=MAX_EPOCHS)
+    max_steps: int = setting(0, "optimizer steps; > 0 overrides epochs", minimum=0, maximum=MAX_STEPS)
     eval_every: int = setting(100, "optimizer steps between evaluations (0 = only before and after)",
                               label="eval interval", minimum=0)
     log_every: int = setting(10, "optimizer steps between log rows", label="log interval", minimum=1)
@@ -197,7 +202,7 @@ def _out_of_range(value, meta) -> str:
     if floor is not None and value < floor:
         return "cannot be negative" if floor == 0 else f"must be at least {floor:g}"
     if meta.get("maximum") is not None and value > meta["maximum"]:
-        return f"must be at most {meta['maximum']:,g}"
+        return f"must be at most {quote(meta['maximum'])}"
     return ""
 
 

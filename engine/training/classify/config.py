@@ -16,10 +16,13 @@ from dataclasses import asdict, dataclass, field, fields
 from engine.architectures import CLASSIFIER_HEAD, classifier_head  # noqa: F401 (CLASSIFIER_HEAD re-exported)
 from engine.data.corpus import CorpusConfig
 from engine.errors import UserError
+from engine.training.config import MAX_EPOCHS
 
 KIND = "classify"  # config.json's "kind": how the runs layer tells a classifier run from an MLM run
 METHODS = ("full", "lora")
 MAX_CLASSES = 100  # more distinct values than this is a free-text or numeric column, not a label
+MAX_BATCH = 65_536  # as TrainConfig's batch size
+MAX_EXAMPLES = 10_000_000
 
 # Measured defaults (docs/classify.md): bundled MiniLM, 2,000 IMDb reviews, one epoch, 128 tokens.
 DEFAULT_LR = {"full": 1e-4, "lora": 3e-3}
@@ -133,6 +136,10 @@ class ClassifyConfig:
             (self.learning_rate < 1, f"learning rate {self.learning_rate} is far too large (use e.g. 5e-5)"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
             (self.epochs > 0, f"epochs must be above 0, got {self.epochs}"),
+            (self.epochs <= MAX_EPOCHS, f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:,g}"),
+            (self.batch_size <= MAX_BATCH, f"batch size must be at most {MAX_BATCH:,}, got {self.batch_size:,}"),
+            (self.train_size <= MAX_EXAMPLES and self.test_size <= MAX_EXAMPLES,
+             f"train and test sizes must be at most {MAX_EXAMPLES:,} (0 = the whole split)"),
             (self.train_size >= 0 and self.test_size >= 0, "train and test sizes cannot be negative"),
             (self.weight_decay >= 0, f"weight decay cannot be negative, got {self.weight_decay}"),
             (0 <= self.warmup_ratio < 1, f"warmup ratio must be in [0, 1), got {self.warmup_ratio}"),
