@@ -16,7 +16,7 @@ import gradio as gr
 
 from components.common import user_errors
 from components.training_api import _token, api_corpus
-from engine.errors import UserError
+from engine.errors import UserError, quote
 from engine.models import LOAD_LOCK
 from engine.runs import jobs, new_owner_token, payoff_report, resolve_classifier, resolve_start, start_payoff
 from engine.training.classify import ClassifyConfig
@@ -61,8 +61,11 @@ def classify_with(models: list, texts, max_length: int = 128) -> dict:
     root = jobs.registry().root
     out = []
     for model in models:
-        with LOAD_LOCK:  # a classifier's from_pretrained must not overlap another tab's load (engine.models)
-            result = classify_texts(resolve_classifier(model, root), texts, max_length)
+        try:
+            with LOAD_LOCK:  # a classifier's from_pretrained must not overlap another tab's load (engine.models)
+                result = classify_texts(resolve_classifier(model, root), texts, max_length)
+        except UserError as exc:  # which of the (up to 3) models it was, as the caller named it
+            raise UserError(f"{quote(model)}: {exc}") from None
         out.append({"model": model, **result})
     return {"texts": texts, "models": out}
 

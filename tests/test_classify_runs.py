@@ -105,7 +105,8 @@ def test_a_payoff_experiment_is_recorded_and_reports_paired_results(runs_root, t
         assert len(record["runs"]) == 8  # 2 seeds x 2 methods x 2 start models, beyond the owner's cap of 3
         wait_until(lambda: payoff_report(record["experiment_id"], runs_root)["done"] == 8, 240)
         report = payoff_report(record["experiment_id"], runs_root)  # read back from disk, as after a reload
-        assert report["start_model"] == tiny_model_dir and report["adapted_model"].endswith("final")
+        assert report["start_model"] == tiny_model_dir
+        assert report["adapted_model"] == f"{report['mlm_run']} (the MLM run's final model)"
         comparisons = {c["comparison"]: c for c in report["comparisons"]["accuracy"]}
         assert set(comparisons) == {"adapted vs start (full)", "adapted vs start (lora)",
                                     "LoRA vs full (start model)", "LoRA vs full (adapted model)"}

@@ -328,3 +328,11 @@ def test_a_classifier_that_would_outlive_the_machine_is_refused(changes, message
 
     with pytest.raises(UserError, match=message):
         ClassifyConfig.from_dict(changes)
+
+
+def test_classifying_with_a_model_that_is_not_a_classifier_names_it_as_given_not_its_folder():
+    from components.classify_api import classify_with
+
+    with pytest.raises(UserError) as err:
+        classify_with(["bundled"], "A fine film.")
+    assert str(err.value).startswith("'bundled': It is not a text classifier") and "/" not in str(err.value)

@@ -116,4 +116,7 @@ def payoff_report(experiment_id: str, root=None) -> dict:
     comparisons = {m: payoff_from_runs(results, record["start_model"], record["adapted_model"], m) if results else []
                    for m in METRICS}
     done = sum(r["state"] in ("completed", "failed", "cancelled", "interrupted", "removed") for r in runs)
-    return {**record, "run_states": runs, "done": done, "total": len(runs), "comparisons": comparisons}
+    # The record keeps the adapted encoder's folder (the runs' configs name it); a reply names the run
+    # instead: a folder on the server is nobody else's business.
+    shown = {**record, "adapted_model": f"{record['mlm_run']} (the MLM run's final model)"}
+    return {**shown, "run_states": runs, "done": done, "total": len(runs), "comparisons": comparisons}

@@ -108,7 +108,9 @@ def load_trained(src: str):
         return model.eval(), AutoTokenizer.from_pretrained(str(folder)), list(meta["labels"])
     config = _config_json(src)
     if not any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
-        raise UserError(f"{src!r} is not a text classifier: train one first (a classifier run's final/ folder).")
+        # no path in the message: src is a folder on the server; the caller names the model as it was given
+        raise UserError("It is not a text classifier (no *ForSequenceClassification in its config): train one "
+                        "first (a classifier run, or a saved classifier).")
     model = AutoModelForSequenceClassification.from_pretrained(src)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return model.eval(), AutoTokenizer.from_pretrained(src), labels
