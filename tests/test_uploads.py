@@ -176,3 +176,24 @@ def test_single_document_cannot_be_split(tmp_path):
     path = write(tmp_path, "one.txt", "just one document\n")
     with pytest.raises(UserError, match="needs at least 2"):
         load_corpus(CorpusConfig(source="upload", upload_path=path, text_column=""))
+
+
+def test_a_one_document_upload_is_refused_before_it_is_stored(tmp_path, monkeypatch):
+    """It could never be split for training: it must not take one of the store's places either."""
+    from engine.data import store
+
+    monkeypatch.setenv("MLM_CORPORA_DIR", str(tmp_path / "corpora"))
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\nA single review.,1\n")
+    with pytest.raises(UserError, match="one document with text in column 'text'"):
+        store.store_upload(str(one))
+    assert [c for c in store.list_corpora() if c.origin != "bundled"] == []
+
+
+def test_a_label_column_picked_by_name_must_exist(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("text,dept\nFirst note.,a\nSecond note.,b\n")
+    with pytest.raises(UserError, match=r"notes.csv has no column 'nosuchcol' for labels. Its columns are: text, dept"):
+        read_upload(str(path), "text", "nosuchcol")
+    assert "label" not in read_upload(str(path), "text", "label").column_names  # the default may be absent
+    assert read_upload(str(path), "text", "dept")["label"] == ["a", "b"]

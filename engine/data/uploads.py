@@ -32,6 +32,7 @@ _SNIFF_BYTES = 1 << 16
 _PARQUET_MAGIC = b"PAR1"
 # Bounds on the work one upload costs the web process (a 9.9 MB CSV of 1,000,000 columns once took
 # it ~3 minutes and 3.6 GiB). Checked before the whole file is parsed; the message names the limit.
+DEFAULT_LABEL = "label"  # the label column assumed when none is picked; it may be absent
 MAX_UPLOAD_MB = env_number("MLM_MAX_UPLOAD_MB", 200, minimum=1)  # also Gradio's launch(max_file_size=)
 MAX_COLUMNS = env_number("MLM_MAX_UPLOAD_COLUMNS", 1_000, minimum=1)
 MAX_ROWS = env_number("MLM_MAX_UPLOAD_ROWS", 2_000_000, minimum=1)
@@ -71,6 +72,10 @@ def read_upload(path: str, text_column: str = "text", label_column: str = "label
         )
     if column not in info.columns:
         raise UserError(f"Column {column!r} of {info.name} holds no text. Pick one of: {', '.join(info.columns)}.")
+    if label_column and label_column not in frame.columns and label_column != DEFAULT_LABEL:
+        # the default "label" may be absent (an MLM corpus needs none); a column picked by name may not
+        raise UserError(f"{info.name} has no column {label_column!r} for labels. Its columns are: "
+                        f"{', '.join(map(str, frame.columns))} (or leave the label column empty).")
     keep = {column: "text"}
     if label_column and label_column in frame.columns and label_column != column:
         keep[label_column] = "label"
@@ -78,6 +83,10 @@ def read_upload(path: str, text_column: str = "text", label_column: str = "label
     frame = frame[frame["text"].map(lambda t: isinstance(t, str) and t.strip() != "")].reset_index(drop=True)
     if frame.empty:
         raise UserError(f"Column {column!r} of {info.name} has no non-empty text.")
+    if len(frame) < 2:  # refused here, before it is stored: the train/test split needs two
+        raise UserError(f"{info.name} has one document with text in column {column!r}: a train/test split "
+                        "needs at least 2 (one document per row; a .txt file is split at blank lines, or at lines "
+                        "when it has none).")
     if "label" in frame.columns and frame["label"].dtype == object:
         frame["label"] = frame["label"].astype(str)  # one Arrow type even if the column mixes types
     return Dataset.from_pandas(frame, preserve_index=False, info=DatasetInfo(description=" ".join(info.notices)))
@@ -276,8 +285,9 @@ def _describe(frame, name: str, kind: str, notices: list[str]) -> UploadInfo:
     text_columns = sorted((c for c, n in lengths.items() if n is not None), key=lambda c: -lengths[c])
     if not text_columns:
         raise UserError(
-            f"{name} has no text column: its columns ({', '.join(frame.columns)}) hold numbers or other "
-            f"non-text values. Upload a file with a column of texts (for example one named 'text')."
+            f"{name} has no text column: its columns ({', '.join(frame.columns)}) hold numbers, lists, nested "
+            "objects or other values that are not plain text. Upload a file with a column of texts (for example "
+            "one named 'text')."
         )
     default = "text" if "text" in text_columns else text_columns[0]
     ordered = [default] + [c for c in text_columns if c != default]
