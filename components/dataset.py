@@ -350,7 +350,7 @@ def render() -> gr.JSON:
             label_column = gr.Dropdown(["", "label"], value="label", allow_custom_value=True, visible=False,
                                        label="Label column (empty: none)", elem_id="ds-label-column")
             upload_note = gr.Markdown(elem_id="ds-upload-note")
-            gr.Markdown(corpus_picker.limits_text(), elem_id="ds-limits")
+            gr.Markdown(corpus_picker.limits_text, elem_id="ds-limits")  # a callable: counted at each page load
         with gr.Column():
             online = default_model_ref() == ONLINE_DEFAULT  # online, or offline with it cached
             choices = list(dict.fromkeys([default_model_ref(), BUNDLED] + ([ONLINE_DEFAULT] if online else [])))

@@ -33,6 +33,35 @@ def instant_classifier(cfg, run_dir, should_stop=None, progress=None):
     return summary
 
 
+def stoppable_classifier(cfg, run_dir, should_stop=None, progress=None):
+    """A stand-in that steps until it is told to stop, as train_classifier does (and keeps no checkpoint)."""
+    import time
+
+    step = 0
+    while step < 600 and not (should_stop and should_stop()):
+        step += 1
+        if progress:
+            progress({"step": step, "total_steps": 600, "epoch": 0})
+        time.sleep(0.05)
+    summary = {"kind": "classify", "steps": step, "stopped": True}
+    RunFolder(Path(run_dir)).write_summary(summary)
+    return summary
+
+
+def test_cancelling_a_classifier_promises_no_checkpoint_and_keeps_its_step(tmp_path, tiny_model_dir):
+    jobs = Jobs(tmp_path / "runs", train_target=f"{FAKES}:stoppable_classifier", preflight=False)
+    try:
+        run_id = jobs.submit(tiny_classify(tiny_model_dir), owner=OWNER)
+        wait_until(lambda: jobs.status(run_id).get("step", 0) >= 2, 120)
+        message = jobs.cancel(run_id, owner=OWNER)
+        assert "stops after the current step" in message and "checkpoint" not in message
+        status = final_state(jobs, run_id)
+        assert status["state"] == "cancelled" and f"Cancelled at step {status['step']}." in status["message"]
+        assert status["step"] >= 2
+    finally:
+        jobs.close()
+
+
 def tiny_classify(model: str, **changes) -> ClassifyConfig:
     settings = dict(model=model, corpus=CorpusConfig(**SMALL_CORPUS), train_size=32, test_size=16, max_length=32,
                     batch_size=8, log_every=1)

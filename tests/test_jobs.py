@@ -120,7 +120,7 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_to_the_end(jobs, tiny_mo
     assert jobs.status(run_id)["state"] == "running"
     # Cancel before training reached step 1: the worker stops right after the first step.
     message = jobs.cancel(run_id, owner=OWNER)
-    assert "stops after the current step" in message
+    assert "stops after the current step and saves a checkpoint" in message
     cancelled = final_state(jobs, run_id)
     assert cancelled["state"] == "cancelled", cancelled["message"]
     assert cancelled["resumable"] and cancelled["last_checkpoint_step"] == 1

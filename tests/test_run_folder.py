@@ -219,15 +219,17 @@ def test_record_marks_running_then_completed(run):
     assert status["log_tail"] == ["loading"]  # worker.log's tail by default
 
 
-@pytest.mark.parametrize("limit, state, words", [
-    (None, "cancelled", "Cancelled at step 2; a checkpoint was saved, so continue with --resume X"),
-    (20.0, "interrupted", "this hardware allows 20 minutes per run"),
+@pytest.mark.parametrize("kind, limit, state, words", [
+    ("train", None, "cancelled", "Cancelled at step 2; a checkpoint was saved, so continue with --resume X"),
+    ("classify", None, "cancelled", "Cancelled at step 2. continue"),
+    ("train", 20.0, "interrupted", "this hardware allows 20 minutes per run"),
 ])
-def test_record_a_stopped_run(run, limit, state, words):
-    run_and_record(run, lambda: {"steps": 2, "stopped": True}, resume_hint="continue with --resume X",
+def test_record_a_stopped_run(run, kind, limit, state, words):
+    run_and_record(run, lambda: {"steps": 2, "stopped": True, "kind": kind}, resume_hint="continue with --resume X",
                    time_limit_minutes=lambda: limit, tail=lambda: ["console line"])
     status = run.status()
     assert status["state"] == state and words in status["message"] and status["log_tail"] == ["console line"]
+    assert status["step"] == 2  # the step the message names
 
 
 @pytest.mark.parametrize("error, state, message", [

@@ -252,9 +252,11 @@ class Jobs:
                 self._finish(folder, "cancelled", "Cancelled while waiting in the queue, before it started.")
                 return f"Run {folder.run_id} was cancelled before it started."
             folder.request_cancel()
-            folder.update_status(message="Cancelling: training stops after the current step and saves a checkpoint")
-        return (f"Cancel requested for run {folder.run_id}: it stops after the current step and saves a "
-                f"checkpoint (forced after {self.cancel_grace_s:.0f} s).")
+            # a classifier run keeps no checkpoint (engine.training.classify): say only what will happen
+            saves = "" if folder.kind() == "classify" else " and saves a checkpoint"
+            folder.update_status(message=f"Cancelling: training stops after the current step{saves}")
+        return (f"Cancel requested for run {folder.run_id}: it stops after the current step{saves} "
+                f"(forced after {self.cancel_grace_s:.0f} s).")
 
     def resume(self, run_id: str, owner: str | None = None, admin_token: str | None = None) -> str:
         folder = self.folder(run_id)

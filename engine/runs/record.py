@@ -31,13 +31,14 @@ def outcome(result: dict, time_limit_minutes: float | None = None, resume_hint: 
     time_limit_minutes: set when the hardware's limit for one run (engine.hardware) stopped it."""
     step = result.get("steps", result.get("step"))
     if result.get("stopped") and time_limit_minutes is not None:
-        return {"state": "interrupted", "message": f"Stopped at step {step}: this hardware allows "
+        return {"state": "interrupted", "step": step, "message": f"Stopped at step {step}: this hardware allows "
                                                    f"{time_limit_minutes:g} minutes per run. A checkpoint was "
                                                    f"saved; {resume_hint}"}
     if result.get("stopped") and result.get("kind") == "classify":  # a classifier saves no checkpoint
-        return {"state": "cancelled", "message": f"Cancelled at step {step}. {resume_hint}"}
+        return {"state": "cancelled", "step": step, "message": f"Cancelled at step {step}. {resume_hint}"}
     if result.get("stopped"):
-        return {"state": "cancelled", "message": f"Cancelled at step {step}; a checkpoint was saved, so {resume_hint}"}
+        return {"state": "cancelled", "step": step,
+                "message": f"Cancelled at step {step}; a checkpoint was saved, so {resume_hint}"}
     if result.get("kind") == "classify":
         return {"state": "completed", "step": step, "message": f"Completed {step} steps: accuracy "
                 f"{result.get('accuracy', 0):.4f}, F1 {result.get('f1', 0):.4f}."}
