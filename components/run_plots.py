@@ -86,9 +86,16 @@ def throughput_figure(train: pd.DataFrame, x: str = "step") -> go.Figure:
     return fig
 
 
-def figures(rows: list[dict], x: str = "step") -> tuple[go.Figure, go.Figure, go.Figure, go.Figure]:
-    """Loss, perplexity, learning rate and tokens/s against `x` ("step" or "epoch")."""
+def figures(rows: list[dict], x: str = "step", finished: bool = False) -> tuple[go.Figure, go.Figure, go.Figure,
+                                                                               go.Figure]:
+    """Loss, perplexity, learning rate and tokens/s against `x` ("step" or "epoch"). A finished run
+    without a single row lost its metrics file: the charts say so instead of waiting forever."""
     x = x if x in X_TITLES else "step"
+    if finished and not rows:
+        lost = "this run has no recorded metrics (its metrics.jsonl is missing or empty)"
+        return tuple(_waiting(_figure(t, x, y, t), lost) for t, y in
+                     (("Training loss", "masked-LM loss"), ("Eval perplexity", "perplexity"),
+                      ("Learning rate", "learning rate"), ("Throughput", "tokens / s")))
     train, evals = frames(rows)
     return loss_figure(train, x), perplexity_figure(evals, x), lr_figure(train, x), throughput_figure(train, x)
 

@@ -147,18 +147,19 @@ def poll(view: dict, x: str, force: bool = False) -> RunPanel:
     owner, state = view["owner"], status.get("state")
     return RunPanel(
         view=view, run_md=run_markdown(status, view), progress=progress_html(status),
-        **_plots(view["rows"], x, {"reset"} if force else fresh), log="\n".join(status.get("log_tail") or []),
+        **_plots(view["rows"], x, {"reset"} if force else fresh, is_final(status)),
+        log="\n".join(status.get("log_tail") or []),
         cancel=gr.Button(interactive=owner and state in ("running", "queued") and not status.get("cancel_requested")),
         resume=gr.Button(interactive=owner and state in RESUMABLE_STATES),
         history=history() if refresh else gr.skip(),
     )
 
 
-def _plots(rows: list[dict], x: str, kinds: set[str]) -> dict:
+def _plots(rows: list[dict], x: str, kinds: set[str], finished: bool = False) -> dict:
     """Only the charts whose rows changed: eval rows feed the perplexity chart, train rows the others."""
     if not kinds:
         return {}
-    loss, ppl, lr, tps = figures(rows, x)
+    loss, ppl, lr, tps = figures(rows, x, finished)
     every = "reset" in kinds
     train, evals = every or "train" in kinds, every or "eval" in kinds
     charts = {"loss_plot": loss, "lr_plot": lr, "tps_plot": tps} if train else {}
