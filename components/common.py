@@ -58,6 +58,12 @@ def piece_marks(tokens) -> str:
     return "; ".join(used)
 
 
+def code(text) -> str:
+    """A user's text (a column name) as a Markdown code span: shown literally, so not HTML-escaped
+    (that showed "&lt;b&gt;"), with its backticks replaced so it cannot close the span early."""
+    return f"`{str(text).replace('`', chr(0x2018))}`"
+
+
 def toast(message: str) -> gr.Error:
     """An error toast whose traceback Gradio does not print (the caller logs what matters). The
     toast renders its message as HTML: escaped, so a "<mask>" in a message does not vanish."""

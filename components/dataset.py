@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from components import corpus_picker
-from components.common import cached_line, chunk_hint, table, user_errors
+from components.common import cached_line, chunk_hint, code, table, user_errors
 from components.plots import token_length_histogram
 from engine.data import (
     BUNDLED_SOURCES,
@@ -240,7 +240,7 @@ def upload_summary(upload, column) -> str:
     why = ("named text" if column == "text" else "the longest texts") if column == info.default else "your pick"
     notes = "".join(f"\n- ⚠️ {html.escape(n)}" for n in info.notices)
     return (f"**{html.escape(info.name)}**: {info.kind}, {info.rows:,} rows. Text column: "
-            f"`{html.escape(column)}` ({why}).{notes}")
+            f"{code(column)} ({why}).{notes}")
 
 
 def on_source(source):
@@ -256,9 +256,9 @@ def stored_markdown(stats: dict | None) -> str:
         return ""
     meta = store.get(cid)
     where = "bundled with the app" if meta.origin == "bundled" else "stored on this server"
-    labels = f", label column `{html.escape(meta.label_column)}`" if meta.label_column else ", no labels"
+    labels = f", label column {code(meta.label_column)}" if meta.label_column else ", no labels"
     return (f"**Corpus** {html.escape(meta.name)} ({where}): id `{meta.corpus_id}`, {meta.rows:,} rows, "
-            f"text column `{html.escape(meta.text_column)}`{labels}. Pick it in every tab's corpus list, or "
+            f"text column {code(meta.text_column)}{labels}. Pick it in every tab's corpus list, or "
             f"`python -m engine train --corpus-id {meta.corpus_id}`.")
 
 
@@ -279,7 +279,7 @@ def on_rename(corpus_id: str, name: str):
     if not (name or "").strip():
         raise UserError("A corpus name cannot be empty.")
     meta = store.rename(corpus_id, name)
-    gr.Info(f"Renamed to {meta.name}.")
+    gr.Info(f"Renamed to {html.escape(meta.name, quote=False)}.")  # the toast renders HTML
     return meta.name, stored_markdown({"corpus_id": meta.corpus_id})
 
 

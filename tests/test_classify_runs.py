@@ -214,3 +214,16 @@ def test_ten_thousand_texts_are_refused_naming_the_limit():
 
     with pytest.raises(UserError, match="10,000 texts is more than 1,000 at a time"):
         classify_with(["some-model"], "\n".join(f"text {i}" for i in range(10_000)))
+
+
+def test_the_same_payoff_experiment_twice_in_a_row_is_refused(runs_root):
+    jobs = Jobs(runs_root, train_target=f"{FAKES}:instant_classifier", preflight=False)
+    try:
+        first = start_payoff(jobs, MLM_ID, 1, tiny_classify("ignored"), owner=OWNER)
+        with pytest.raises(UserError, match=f"already started .* {first['experiment_id']}.*not queued twice"):
+            start_payoff(jobs, MLM_ID, 1, tiny_classify("ignored"), owner="another-tab")
+        other = start_payoff(jobs, MLM_ID, 2, tiny_classify("ignored"), owner="a-third-tab")  # another experiment
+        assert [e["experiment_id"] for e in list_experiments(runs_root)] == [other["experiment_id"],
+                                                                             first["experiment_id"]]
+    finally:
+        jobs.close()

@@ -336,3 +336,28 @@ def test_classifying_with_a_model_that_is_not_a_classifier_names_it_as_given_not
     with pytest.raises(UserError) as err:
         classify_with(["bundled"], "A fine film.")
     assert str(err.value).startswith("'bundled': It is not a text classifier") and "/" not in str(err.value)
+
+
+def test_a_bundled_corpus_keeps_its_name_and_says_so():
+    from engine.data import store
+
+    with pytest.raises(UserError, match="bundled with the app and keeps its name"):
+        store.rename("imdb", "my reviews")
+
+
+@pytest.mark.parametrize("names, message", [
+    ("not-a-run", "Run not-a-run is not on this server"),  # one name as a string: the name, not its letters
+    (5, "Models must be a list of names"),
+    ([5, None, " "], "No model selected"),
+])
+def test_compare_reads_its_model_list_as_a_list(names, message):
+    from engine.compare.side_by_side import model_specs
+
+    with pytest.raises(UserError, match=message):
+        model_specs(names)
+
+
+def test_a_column_name_is_shown_literally_in_markdown():
+    from components.common import code
+
+    assert code("<b>x</b>") == "`<b>x</b>`" and code("a`b") == "`a\u2018b`"

@@ -23,7 +23,7 @@ from engine.compare.predictions import (
     normalize,
     top_predictions,
 )
-from engine.errors import UserError
+from engine.errors import UserError, quote
 from engine.models import cached_tokenizer, default_model_ref, resolve
 from engine.numbers import whole
 from engine.run_folder import RunFolder, valid_run_id
@@ -113,7 +113,11 @@ class Spec:
 
 
 def model_specs(names: list[str] | None, base_ref: str | None = None) -> list[Spec]:
-    names = [n.strip() for n in (names or []) if n and n.strip()]
+    if isinstance(names, str):  # one name from a script, not a list: not its characters one by one
+        names = [names]
+    if names is not None and not isinstance(names, list | tuple):
+        raise UserError(f"Models must be a list of names (the base and finished run ids), got {quote(names)}.")
+    names = [n.strip() for n in (names or []) if isinstance(n, str) and n.strip()]
     names = list(dict.fromkeys(names))  # drop repeats, keep order
     if not names:
         raise UserError("No model selected: pick the base model and/or up to four finished runs.")

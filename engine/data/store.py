@@ -260,7 +260,10 @@ def touch(corpus_id: str) -> StoredCorpus:
 
 
 def rename(corpus_id: str, name: str) -> StoredCorpus:
-    return _update_meta(corpus_id, name=clean_name(name, get(corpus_id).name))
+    meta = get(corpus_id)
+    if meta.origin == "bundled":
+        raise UserError(f"{meta.name!r} is bundled with the app and keeps its name: rename a stored corpus.")
+    return _update_meta(corpus_id, name=clean_name(name, meta.name))
 
 
 def remove(corpus_id: str) -> None:

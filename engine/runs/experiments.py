@@ -72,6 +72,7 @@ def start_payoff(registry, mlm_run_id: str, seeds, template: ClassifyConfig, ful
     """Queue every run of a payoff experiment and write its record; returns the record."""
     n = check_seed_count(seeds)
     folder = finished_run(mlm_run_id, "mlm", registry.root)
+    _refuse_repeat(registry.root, folder.run_id, n, template, bool(full_vs_lora))
     start_model = str(folder.config().get("model") or "bundled")
     plan = plan_payoff(start_model, str(folder.final_dir), n, full_vs_lora, template)
     registry._check_owner_cap(owner)  # the experiment counts as one start against the owner's cap
@@ -83,6 +84,22 @@ def start_payoff(registry, mlm_run_id: str, seeds, template: ClassifyConfig, ful
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, record)
     return record
+
+
+REPEAT_S = 30  # an identical experiment this recent is a double click (or a retried request), not a new one
+
+
+def _refuse_repeat(root, mlm_run: str, seeds: int, template: ClassifyConfig, full_vs_lora: bool) -> None:
+    """Refuse to queue the same experiment's runs twice: each one is several full classifier runs."""
+    now, wanted = time.time(), template.to_dict()
+    for record in list_experiments(root):
+        if now - record.get("created_at", 0) > REPEAT_S:
+            break  # newest first: the rest are older still
+        if (record.get("mlm_run"), record.get("seeds"), record.get("full_vs_lora"), record.get("template")) == (
+                mlm_run, seeds, full_vs_lora, wanted):
+            raise UserError(f"This experiment was already started {now - record['created_at']:.0f} s ago "
+                            f"(experiment {record['experiment_id']}); the second start was ignored so that its "
+                            f"{len(record.get('runs', []))} runs are not queued twice. Read it by its id.")
 
 
 def load_record(experiment_id: str, root=None) -> dict:
