@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from components import corpus_picker, word_recall
-from components.common import table, user_errors
+from components.common import piece_marks, table, user_errors
 from components.compare_plots import columns_html, downstream_figure, fill_mask_figure, perplexity_figure
 from components.probe_payoff import payoff_frame, verdict_markdown
 from engine.compare import (
@@ -81,7 +81,7 @@ def panel_on_load(ref: str, text: str):
     try:
         return load_model.__wrapped__(ref, text)
     except UserError as exc:
-        return f"**Model not loaded:** {exc}", pd.DataFrame(), pd.DataFrame()
+        return f"**Model not loaded:** {html.escape(str(exc), quote=False)}", pd.DataFrame(), pd.DataFrame()
 
 
 @user_errors
@@ -95,10 +95,14 @@ def run_fill_mask(ref: str, text: str, top_k: float):
     notices = list(result.notices)
     if not view.info.head_trained:
         notices.insert(0, "MLM head untrained until fine-tuned: these are random guesses, not a pretrained MLM's.")
+    tokens = tokens_frame(view, text)
+    marks = piece_marks([*tokens.get("token", []), *(r["token"] for r in result_rows(result))])
+    if marks:  # "Ġthe" in the tables reads as a typo to whoever has only met WordPiece
+        notices.append(f"Tokens: {marks}.")
     title = view.info.name + ("" if view.info.head_trained else " (untrained head)")
-    notice = "\n".join(f"- {n}" for n in notices)
+    notice = "\n".join(f"- {html.escape(n, quote=False)}" for n in notices)
     return (info_markdown(view.info), notice, fill_mask_figure(result, title),
-            pd.DataFrame(result_rows(result)), tokens_frame(view, text))
+            pd.DataFrame(result_rows(result)), tokens)
 
 
 # ---------------------------------------------------------------- comparing

@@ -285,3 +285,11 @@ def test_a_sentiment_classifier_trains_on_it_and_predicts_what_it_measured(metho
     assert [r["label"] in ("negative", "positive") for r in out["results"]] == [True, True]
     with pytest.raises(UserError, match="maximum of 8192"):
         classify_texts(str(tmp_path / "final"), ["a wonderful film"], max_length=9000)
+
+
+def test_the_compare_tab_explains_byte_level_tokens(tiny_modernbert_dir):
+    from components.compare import run_fill_mask
+
+    _info, notice, _plot, _table, tokens = run_fill_mask.__wrapped__(tiny_modernbert_dir, "the film was [MASK] .", 3)
+    assert any(t.startswith("Ġ") for t in tokens["token"])
+    assert "Ġ begins a token that follows a space" in notice
