@@ -194,7 +194,7 @@ def render(demo: gr.Blocks) -> None:
                 panel["eval_plot"] = gr.Plot(label="Evaluation", elem_id="cls-eval-plot")
             panel["confusion_plot"] = gr.Plot(label="Confusion matrix", elem_id="cls-confusion-plot")
             panel["summary"] = gr.Markdown(elem_id="cls-summary")
-    extras = classify_extras.render(demo, form, owner, key, secret)
+    extras = classify_extras.render(demo, form, owner, key, secret, config_from)
     timer = gr.Timer(1.0)
     outputs = panel.complete().outputs
 

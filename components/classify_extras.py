@@ -66,7 +66,9 @@ def payoff_markdown(report: dict) -> str:
     return text
 
 
-def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
+def render(demo: gr.Blocks, form, owner, key: str, secret: str, config_from) -> dict:
+    """config_from: the Classify tab's form values -> ClassifyConfig (passed in, so this module never
+    imports the tab that imports it)."""
     experiment_memory = gr.BrowserState("", storage_key="mlm-studio-payoff", secret=secret)
     gr.Markdown("### Use a classifier")
     with gr.Row():
@@ -100,8 +102,6 @@ def render(demo: gr.Blocks, form, owner, key: str, secret: str) -> dict:
 
     @user_errors
     def start(owner_token, run_id, n, full_vs_lora, request: gr.Request, *values):
-        from components.classify import config_from
-
         owner_token = owner_token or first_owner_token(key, getattr(request, "session_hash", None))
         template = config_from({**dict(zip(form.names, values)), "model": "bundled"})
         record = start_payoff(jobs.registry(), run_id or "", n, template, bool(full_vs_lora), owner=owner_token)
