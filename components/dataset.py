@@ -350,7 +350,7 @@ def render() -> gr.JSON:
             label_column = gr.Dropdown(["", "label"], value="label", allow_custom_value=True, visible=False,
                                        label="Label column (empty: none)", elem_id="ds-label-column")
             upload_note = gr.Markdown(elem_id="ds-upload-note")
-            gr.Markdown(corpus_picker.limits_text, elem_id="ds-limits")  # a callable: counted at each page load
+            limits_md = gr.Markdown(corpus_picker.limits_text, elem_id="ds-limits")  # counted at each page load
         with gr.Column():
             online = default_model_ref() == ONLINE_DEFAULT  # online, or offline with it cached
             choices = list(dict.fromkeys([default_model_ref(), BUNDLED] + ([ONLINE_DEFAULT] if online else [])))
@@ -411,6 +411,8 @@ def render() -> gr.JSON:
         dataset_stats, stats_args, stats_json, api_name="dataset_stats",
         show_progress_on=[sizes, sanity, histogram],
     ).success(on_stored, stats_json, [stored_md, stored_name, stored_id], api_visibility="private").success(
+        corpus_picker.limits_text, None, limits_md, api_visibility="private",  # the analysis may have stored one
+    ).success(
         dataset_view, [*corpus_inputs, model, chunk_size, max_docs, n_samples, seed], view_outputs,
         api_visibility="private", show_progress_on=[samples, histogram, pieces],
     )

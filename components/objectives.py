@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from components.common import piece_marks, table, user_errors
-from engine.data import BUNDLED_SOURCES, CorpusConfig, load_corpus
+from engine.data import config_for, load_corpus
 from engine.masking import MaskingConfig
 from engine.models import cached_tokenizer, default_model_ref, max_length_of
 from engine.objectives import COMPARISON, LOSSES, MAX_MATRIX_TOKENS, NSP_PAIRS, Objectives, nsp_pairs, objectives
@@ -57,7 +57,7 @@ def mlm_html(result: Objectives) -> str:
 def clm_frame(result: Objectives, rows: int = 12) -> pd.DataFrame:
     steps = result.clm[:rows]
     return pd.DataFrame({"position": [s.position for s in steps],
-                         "sees (tokens 0..i)": [" ".join(s.context[-8:]) for s in steps],
+                         "sees (its last 8 of tokens 0..i)": [" ".join(s.context[-8:]) for s in steps],
                          "predicts (token i+1)": [s.target for s in steps]})
 
 
@@ -86,7 +86,7 @@ def show_objectives(text, model, corpus, prob, seed):
     tokenizer = cached_tokenizer(model)
     cfg = MaskingConfig.from_inputs("token", prob, 0.8, 0.1, seed)
     result = objectives(text, tokenizer, cfg, max_length_of(model))
-    docs = load_corpus(CorpusConfig(source=corpus if corpus in BUNDLED_SOURCES else "imdb"))["train"]
+    docs = load_corpus(config_for(corpus or "imdb"))["train"]  # the Masking tab's corpus, stored ones too
     texts = docs.select(range(min(NSP_DOCS, len(docs))))[:]["text"]
     pairs = nsp_pairs(texts, tokenizer, NSP_PAIRS, int(seed or 0))
     n = len(result.matrix_tokens)
@@ -119,7 +119,8 @@ def render(text, model, corpus, prob, seed) -> None:
                 gr.Markdown("#### CLM: causal language modelling (explanation only)")
                 gr.Markdown(f"$${LOSSES['CLM']}$$")
                 clm = table("Every position predicts the next token",
-                            ["position", "sees (tokens 0..i)", "predicts (token i+1)"], elem_id="objectives-clm")
+                            ["position", "sees (its last 8 of tokens 0..i)", "predicts (token i+1)"],
+                            elem_id="objectives-clm")
                 clm_att = gr.Plot(label="Causal attention mask: no position sees the future")
         gr.Markdown("#### NSP: next sentence prediction (BERT's second objective; explanation only)")
         gr.Markdown(f"$${LOSSES['NSP']}$$")

@@ -213,7 +213,9 @@ def apply_limits(cfg: TrainConfig, mode: HardwareMode) -> tuple[TrainConfig, lis
         if cap is not None and (asked == 0 or asked > cap):
             changes[name] = cap
             shown = "all" if asked == 0 else f"{asked:,}"
-            notices.append(f"{what} capped at {cap:,} {hint} (asked for {shown}; {var} sets the cap).")
+            # the corpus is not chunked yet: say what the cap allows, not that chunks were cut
+            notices.append(f"{what}: at most {cap:,} {hint} (the setting asked for {shown}; a smaller corpus "
+                           f"uses all of its chunks; {var} sets the cap).")
     if lim.max_steps is not None:
         steps = planned_steps(replace(cfg, **changes))
         if steps is None or steps > lim.max_steps:

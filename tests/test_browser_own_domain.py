@@ -52,9 +52,11 @@ def test_own_domain_journey(page, browser, app_url, tiny_model_dir, tmp_path, re
     page.locator("#ds-source").get_by_text("Upload a file").click()
     page.locator("#ds-upload input[type=file]").set_input_files(str(corpus_file))
     expect(page.locator("#ds-upload-note")).to_contain_text("Text column: note", timeout=30_000)
+    stored_before = int(re.search(r"Stored corpora: (\d+)", page.locator("#ds-limits").inner_text()).group(1))
     page.locator("#ds-analyse").click()
     info = page.locator("#ds-stored-info")
     expect(info).to_contain_text("ward-notes.csv", timeout=120_000)
+    expect(page.locator("#ds-limits")).to_contain_text(f"Stored corpora: {stored_before + 1} of", timeout=30_000)
     assert re.search(r"id [0-9a-f]{16}", info.inner_text())  # the id the API and the CLI take
     expect(page.locator("#ds-sanity")).to_contain_text("Label sanity check", timeout=60_000)
     fill(page, "ds-corpus-name", "Cardiology ward notes")

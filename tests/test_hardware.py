@@ -110,7 +110,7 @@ def test_apply_limits_clamps_and_explains():
     assert (cfg.train_size, cfg.test_size, cfg.max_steps) == (10_000, 1_000, 0)  # the input is left alone
     text = " ".join(notices)
     assert len(notices) == 4
-    assert "asked for 10,000" in text and "MLM_CPU_MAX_TRAIN_CHUNKS" in text
+    assert "asked for 10,000; a smaller corpus uses all of its chunks" in text and "MLM_CPU_MAX_TRAIN_CHUNKS" in text
     assert "asks for 375" in text and "MLM_CPU_MAX_STEPS" in text
     assert "20 minutes" in text and "resuming continues from the last checkpoint" in text
 

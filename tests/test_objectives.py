@@ -101,8 +101,25 @@ def test_panel_views(tokenizer):
 
     result = objectives(TEXT, tokenizer, MaskingConfig(mlm_probability=0.3, seed=3))
     assert mlm_html(result).count('data-loss="1"') == len(result.mlm_loss_positions)
-    assert list(clm_frame(result).columns) == ["position", "sees (tokens 0..i)", "predicts (token i+1)"]
+    assert list(clm_frame(result).columns) == ["position", "sees (its last 8 of tokens 0..i)", "predicts (token i+1)"]
     fig = attention_figure(result.matrix_tokens, result.causal, "CLM")
     assert len(set(fig.data[0].y)) == len(result.matrix_tokens)  # repeated tokens keep their own rows
     assert "training efficiency" in comparison_markdown(result) and "explanation" not in comparison_markdown()
     assert len(nsp_frame(nsp_pairs(_docs(), tokenizer, 4, 0))) == 4
+
+
+def test_nsp_pairs_come_from_the_corpus_picked_on_the_masking_tab(tmp_path, monkeypatch):
+    """A stored corpus (not only the bundled ones): its own sentences make the pairs."""
+    from components.objectives import show_objectives
+    from engine.data import store
+
+    monkeypatch.setenv("MLM_CORPORA_DIR", str(tmp_path / "corpora"))
+    clauses = [f"The Tenant shall pay rent number {i} monthly. The Landlord shall repair the roof within {i} days. "
+               f"Either party may end this lease with notice {i}." for i in range(12)]
+    path = tmp_path / "clauses.csv"
+    path.write_text("text\n" + "\n".join(f'"{c}"' for c in clauses))
+    corpus_id = store.store_upload(str(path), "text", "").corpus_id
+    *_, nsp, _table = show_objectives.__wrapped__("The lease begins today.", "bundled", corpus_id, 0.15, 1)
+    sentences = " ".join(nsp["sentence A"]) + " ".join(nsp["sentence B"])
+    assert "Tenant" in sentences or "Landlord" in sentences or "lease" in sentences
+    assert "film" not in sentences.lower() and "movie" not in sentences.lower()
