@@ -192,5 +192,13 @@ def estimate_markdown(names: list[str], values: list, on_gpu: bool) -> str:
         cfg = config_from_values(names, values)
     except UserError as exc:
         return f"**Estimate:** fix the form first: {html.escape(str(exc))}"
+    from engine.hardware import apply_limits, detect
+
+    try:  # what Start will run: this hardware's caps (a CPU Space stops at 300 steps) applied first
+        cfg, _ = apply_limits(cfg, detect())
+    except UserError:
+        pass  # training disabled here (ZeroGPU): Start says so
     eta = estimate(cfg, "cuda" if on_gpu else "cpu", registry().root)
-    return f"**Estimate before Start** ({eta.basis}): {html.escape(describe(eta))}"
+    smaller = (f" A corpus with fewer than {cfg.train_size:,} chunks trains fewer steps."
+               if cfg.train_size and not cfg.max_steps else "")
+    return f"**Estimate before Start** ({eta.basis}): {html.escape(describe(eta))}{smaller}"

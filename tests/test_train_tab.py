@@ -226,3 +226,15 @@ def test_a_fresh_page_gets_one_owner_token_for_all_its_clicks():
     assert one != first_owner_token("other-secret", "session-a")  # not derivable from the session alone
     assert "session-a" not in one and len(one) == 32
     assert first_owner_token("server-secret", None) != first_owner_token("server-secret", None)
+
+
+def test_the_form_estimate_applies_this_hardwares_caps(monkeypatch):
+    """On a CPU Space the estimate counts the steps Start will run (300 at most), not the setting's 1,875."""
+    from components.training_form import estimate_markdown
+
+    names = ["corpus_source", "hub_id", "text_column", "max_docs", "model", "batch_size", "epochs"]
+    values = ["imdb", "", "text", 0, "bundled", 16, 3]
+    local = estimate_markdown(names, values, False)
+    assert "1,875 optimizer steps" in local and "fewer than 10,000 chunks trains fewer steps" in local
+    monkeypatch.setenv("SPACE_ID", "someone/mlm-studio")  # a CPU Space: no GPU here
+    assert "300 optimizer steps" in estimate_markdown(names, values, False)
