@@ -27,6 +27,7 @@ from engine.masking import (
     MaskingConfig,
     MaskPreview,
     batch_statistics,
+    chunk_row,
     preview_chunk,
     preview_text,
 )
@@ -82,6 +83,16 @@ def run_preview(source, text, model, corpus, chunk_size, chunk_index, cfg: Maski
     if source != "text":
         raise UserError(f"Source must be 'text' or 'chunk', got {source!r}.")
     return preview_text(text, cached_tokenizer(model), cfg, max_length_of(model))
+
+
+def objectives_text(source, chunk_size, chunk_index, text, model, corpus) -> str:
+    """What the objectives panel sets: the typed text, or the picked chunk of the corpus, decoded."""
+    if source != "chunk":
+        return text
+    model = (model or "").strip() or default_model_ref()
+    chunks, tokenizer = _train_chunks(model, corpus, chunk_size)
+    ids = chunk_row(chunks, chunk_index, keys=("input_ids",))["input_ids"]
+    return tokenizer.decode(ids, skip_special_tokens=True)
 
 
 # ---------------------------------------------------------------- views
@@ -305,7 +316,7 @@ def render() -> None:
     batch_btn = gr.Button("Batch statistics (1,000 chunks)", elem_id="mask-batch")
     batch_table = gr.Dataframe(pd.DataFrame(columns=BATCH_COLUMNS), label="Settings vs realised", interactive=False)
     batch_note = gr.Markdown()
-    objectives.render(text, model, corpus, prob, seed)
+    objectives.render(text, model, corpus, prob, seed, (source, chunk_size, chunk_index), objectives_text)
 
     source.change(lambda s: (gr.update(visible=s == "chunk"), gr.update(visible=s == "text")), source,
                   [chunk_box, text], api_visibility="private")

@@ -103,8 +103,10 @@ CSS = """
 """
 
 
-def render(text, model, corpus, prob, seed) -> None:
-    """The panel, below the Masking tab's own widgets; it reads their text, model, corpus, rate and seed."""
+def render(text, model, corpus, prob, seed, chunk_inputs=(), text_of=None) -> None:
+    """The panel, below the Masking tab's own widgets; it reads their text, model, corpus, rate and seed.
+    text_of(*chunk_inputs, text, model, corpus): the text to set instead (the Masking tab's picked chunk),
+    passed in so this module never imports the tab that imports it."""
     with gr.Accordion("Objectives: MLM, CLM and NSP on the same text (textbook §3.2)", open=False,
                       elem_id="objectives"):
         gr.Markdown(EXPLAIN_ONLY)
@@ -128,5 +130,10 @@ def render(text, model, corpus, prob, seed) -> None:
                     ["label", "sentence A", "sentence B", "tokens A / B"], wrap=True,
                     column_widths=["10%", "40%", "40%", "10%"], elem_id="objectives-nsp")
         comparison = gr.Markdown(comparison_markdown(), elem_id="objectives-table")
-    go_btn.click(show_objectives, [text, model, corpus, prob, seed], [mlm, mlm_att, clm, clm_att, nsp, comparison],
-                 api_visibility="private")
+    @user_errors
+    def show(text, model, corpus, prob, seed, *chunk):
+        return show_objectives.__wrapped__(text_of(*chunk, text, model, corpus) if text_of else text, model, corpus,
+                                           prob, seed)
+
+    go_btn.click(show, [text, model, corpus, prob, seed, *chunk_inputs],
+                 [mlm, mlm_att, clm, clm_att, nsp, comparison], api_visibility="private")

@@ -276,13 +276,15 @@ def preview_text(text: str | None, tokenizer, cfg: MaskingConfig, max_length: in
     return preview_rows(row, tokenizer, cfg, "your text", notices)
 
 
-def chunk_row(chunks: dict[str, np.ndarray], index: int) -> dict:
-    """Row `index` of a split from engine.data.corpus.prepare(...).chunks[split], as the collator wants it."""
+def chunk_row(chunks: dict[str, np.ndarray], index: int, keys=("input_ids", "special_tokens_mask",
+                                                                 "offset_mapping")) -> dict:
+    """Row `index` of a split from engine.data.corpus.prepare(...).chunks[split], as the collator wants it
+    (only `keys`: offsets cost a tokenization the first time)."""
     total = int(chunks["input_ids"].shape[0])
     i = whole(index, "Chunk number")
     if not 0 <= i < total:
         raise UserError(f"Chunk number {i} is out of range: this split has chunks 0 to {total - 1:,}.")
-    return {k: np.asarray(chunks[k][i]).tolist() for k in ("input_ids", "special_tokens_mask", "offset_mapping")}
+    return {k: np.asarray(chunks[k][i]).tolist() for k in keys}
 
 
 def preview_chunk(chunks: dict[str, np.ndarray], index: int, tokenizer, cfg: MaskingConfig) -> MaskPreview:

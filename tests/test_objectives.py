@@ -123,3 +123,15 @@ def test_nsp_pairs_come_from_the_corpus_picked_on_the_masking_tab(tmp_path, monk
     sentences = " ".join(nsp["sentence A"]) + " ".join(nsp["sentence B"])
     assert "Tenant" in sentences or "Landlord" in sentences or "lease" in sentences
     assert "film" not in sentences.lower() and "movie" not in sentences.lower()
+
+
+def test_the_panel_sets_the_picked_chunk_when_the_masking_tab_shows_one():
+    from components.masking import objectives_text
+    from engine.models import cached_tokenizer
+
+    typed = objectives_text("text", 128, 0, "My own words.", "bundled", "imdb")
+    chunk = objectives_text("chunk", 64, 3, "My own words.", "bundled", "imdb")
+    assert typed == "My own words." and chunk != typed
+    assert len(cached_tokenizer("bundled")(chunk, add_special_tokens=False)["input_ids"]) in range(58, 66)
+    with pytest.raises(UserError, match="out of range"):
+        objectives_text("chunk", 64, 10**9, "", "bundled", "imdb")
