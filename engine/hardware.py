@@ -280,7 +280,7 @@ def banner_markdown(mode: HardwareMode) -> str:
     lines = [f"**Hardware: {KIND_TITLES[mode.kind]}.** {mode.reason}"]
     if mode.kind == "zerogpu" and mode.duplicate_url:
         lines.append(f"[Duplicate this Space]({mode.duplicate_url}) to train on dedicated hardware.")
-    elif mode.limits.active:
+    elif mode.limits.active and not mode.on_space:  # a Space's visitors cannot set variables; its owner reads README
         lines.append(
             "Limits come from the MLM_CPU_MAX_TRAIN_CHUNKS, MLM_CPU_MAX_TEST_CHUNKS, MLM_CPU_MAX_STEPS and "
             "MLM_CPU_MAX_MINUTES variables (0 or none = no limit)."

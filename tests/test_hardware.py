@@ -57,7 +57,8 @@ def test_space_cpu_gets_default_limits():
     assert mode.limits.time_limit_s == 1200
     assert "2,000 training chunks" in mode.reason and "300 optimizer steps" in mode.reason
     banner = hardware.banner_markdown(mode)
-    assert "Space on CPU hardware" in banner and "MLM_CPU_MAX_STEPS" in banner
+    assert "Space on CPU hardware" in banner and "MLM_CPU_MAX_STEPS" not in banner  # visitors cannot set them
+    assert "MLM_CPU_MAX_STEPS" in hardware.banner_markdown(detect({"MLM_CPU_MAX_STEPS": "50"}))  # the operator can
 
 
 def test_space_cpu_limits_from_variables():
